@@ -1,0 +1,29 @@
+"""``python -m chatbackend [--host H] [--port P]``: the development server (uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import uvicorn
+
+from chatbackend.app import create_app
+from chatbackend.settings import SettingsError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chatbackend", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"chatbackend: {exc}", file=sys.stderr)  # noqa: T201 - the one line an operator reads
+        return 2
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, timeout_graceful_shutdown=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""``Annotated`` dependencies: how handlers reach app state, and the override point for tests."""
+
+from __future__ import annotations
+
+from typing import Annotated, TypedDict, cast
+
+from fastapi import Depends, Request
+
+from chatbackend.chat import ChatService
+from chatbackend.settings import Settings
+
+
+class State(TypedDict):
+    """What the lifespan builds once per worker and hands to every request."""
+
+    settings: Settings
+    service: ChatService
+
+
+def get_service(request: Request) -> ChatService:
+    return cast(ChatService, request.state.service)
+
+
+def get_settings(request: Request) -> Settings:
+    return cast(Settings, request.state.settings)
+
+
+ServiceDep = Annotated[ChatService, Depends(get_service)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,151 @@
+"""The provider factory: settings in, one ready provider out, built once in the lifespan."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import httpx2
+import openai
+
+from chatbackend.providers.base import AuthMode, Provider
+from chatbackend.providers.openai_family import ApiKey, CloseHook, OpenAIProvider
+from chatbackend.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
+
+__all__ = ["COGNITIVE_SERVICES_SCOPE", "Provider", "build_provider"]
+
+COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+async def build_provider(
+    settings: Settings,
+    *,
+    transport: httpx2.AsyncBaseTransport | None = None,
+    credential: AsyncTokenCredential | None = None,
+) -> Provider:
+    """Build the provider ``settings`` select.
+
+    ``transport`` replaces the HTTP transport (tests pass a ``MockTransport``); ``credential``
+    replaces the Azure credential that keyless auth would otherwise create.
+    """
+    provider = settings.provider
+    if provider == "local":
+        from chatbackend.providers.local import build_local_provider
+
+        return await build_local_provider(settings)
+    if provider == "azure":
+        return _azure(settings, transport, credential)
+    if provider == "openai":
+        assert settings.openai_api_key is not None  # checked by Settings
+        return _openai_compatible(
+            settings,
+            transport,
+            name="openai",
+            model=settings.openai_model,
+            base_url=settings.openai_base_url or OPENAI_BASE_URL,
+            api_key=settings.openai_api_key.get_secret_value(),
+        )
+    if provider == "github":
+        assert settings.github_token is not None  # checked by Settings
+        return _openai_compatible(
+            settings,
+            transport,
+            name="github",
+            model=settings.github_model,
+            base_url=settings.github_models_base_url,
+            api_key=settings.github_token.get_secret_value(),
+            auth_mode="token",
+        )
+    assert settings.chat_base_url is not None and settings.chat_model is not None
+    key = settings.chat_api_key
+    return _openai_compatible(
+        settings,
+        transport,
+        name="compatible",
+        model=settings.chat_model,
+        base_url=settings.chat_base_url,
+        # The SDK refuses an empty key; servers such as Ollama ignore whatever is sent.
+        api_key=key.get_secret_value() if key else "unused",
+        auth_mode="api-key" if key else "none",
+    )
+
+
+def _azure(
+    settings: Settings,
+    transport: httpx2.AsyncBaseTransport | None,
+    credential: AsyncTokenCredential | None,
+) -> Provider:
+    assert settings.azure_openai_endpoint and settings.azure_openai_deployment
+    base_url = f"{settings.azure_openai_endpoint.rstrip('/')}/openai/v1/"
+    deployment = settings.azure_openai_deployment
+    if settings.azure_openai_api_key is not None:
+        key = settings.azure_openai_api_key.get_secret_value()
+        return _openai_compatible(
+            settings, transport, name="azure", model=deployment, base_url=base_url, api_key=key
+        )
+    from azure.identity.aio import get_bearer_token_provider
+
+    auth_mode: AuthMode = "managed-identity" if settings.azure_client_id else "developer-credential"
+    owned = credential or _azure_credential(settings.azure_client_id)
+    token_provider = get_bearer_token_provider(owned, COGNITIVE_SERVICES_SCOPE)
+    return _openai_compatible(
+        settings,
+        transport,
+        name="azure",
+        model=deployment,
+        base_url=base_url,
+        api_key=token_provider,
+        auth_mode=auth_mode,
+        on_close=owned.close,
+    )
+
+
+def _azure_credential(client_id: str | None) -> AsyncTokenCredential:
+    """Managed identity in Container Apps; the developer's ``azd``/``az`` login elsewhere."""
+    from azure.identity.aio import (
+        AzureCliCredential,
+        AzureDeveloperCliCredential,
+        ChainedTokenCredential,
+        ManagedIdentityCredential,
+    )
+
+    if client_id:
+        return ManagedIdentityCredential(client_id=client_id)
+    return ChainedTokenCredential(AzureDeveloperCliCredential(), AzureCliCredential())
+
+
+def _openai_compatible(
+    settings: Settings,
+    transport: httpx2.AsyncBaseTransport | None,
+    *,
+    name: str,
+    model: str,
+    base_url: str,
+    api_key: ApiKey,
+    auth_mode: AuthMode = "api-key",
+    on_close: CloseHook | None = None,
+) -> OpenAIProvider:
+    # The read timeout bounds the silence between two chunks; the service enforces the
+    # first-token and whole-response deadlines on top of it.
+    timeout = httpx2.Timeout(
+        connect=settings.chat_connect_timeout,
+        read=settings.chat_first_token_timeout,
+        write=settings.chat_connect_timeout,
+        pool=settings.chat_connect_timeout,
+    )
+    http_client = openai.DefaultAsyncHttpxClient(transport=transport, timeout=timeout)
+    client = openai.AsyncOpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        organization=None,
+        project=None,
+        http_client=http_client,
+        timeout=timeout,
+        max_retries=0,  # the service retries, within its own budget
+    )
+    return OpenAIProvider(
+        name=name, model=model, auth_mode=auth_mode, client=client, on_close=on_close
+    )

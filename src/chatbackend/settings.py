@@ -1,0 +1,123 @@
+"""Every environment variable the service reads, parsed and validated once.
+
+Nothing else in the package reads ``os.environ``: ``create_app`` builds one ``Settings`` and hands
+the parts that are needed to the lifespan and the dependencies.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ProviderName = Literal["azure", "openai", "github", "compatible", "local"]
+
+GITHUB_MODELS_BASE_URL = "https://models.github.ai/inference"
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer clearly and concisely."
+
+
+class SettingsError(ValueError):
+    """A missing or contradictory setting; the message is one line that names the variable."""
+
+
+class Settings(BaseSettings):
+    """The service configuration; field ``foo_bar`` is read from the variable ``FOO_BAR``."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    chat_provider: ProviderName | None = None
+
+    azure_openai_endpoint: str | None = None
+    azure_openai_deployment: str | None = None
+    azure_openai_api_key: SecretStr | None = None
+    azure_client_id: str | None = None
+
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4.1-mini"
+    openai_base_url: str | None = None
+
+    github_token: SecretStr | None = None
+    github_model: str = "openai/gpt-4.1-mini"
+    github_models_base_url: str = GITHUB_MODELS_BASE_URL
+
+    chat_base_url: str | None = None
+    chat_model: str | None = None
+    chat_api_key: SecretStr | None = None
+
+    local_model_path: Path | None = None
+    local_threads: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1)
+    local_max_queue: int = Field(default=8, ge=0)
+    local_context_tokens: int = Field(default=2048, ge=256)
+
+    chat_system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    chat_max_messages: int = Field(default=50, ge=1)
+    chat_max_message_chars: int = Field(default=32_000, ge=1)
+    chat_max_body_bytes: int = Field(default=1_000_000, ge=1024)
+
+    chat_connect_timeout: float = Field(default=5.0, gt=0)
+    chat_first_token_timeout: float = Field(default=30.0, gt=0)
+    chat_response_timeout: float = Field(default=300.0, gt=0)
+    chat_retry_attempts: int = Field(default=3, ge=1, le=10)
+    chat_retry_budget_seconds: float = Field(default=10.0, ge=0)
+    chat_retry_backoff_seconds: float = Field(default=0.5, ge=0)
+
+    sse_keepalive_seconds: float = Field(default=15.0, gt=0)
+    cors_origins: Annotated[list[str], NoDecode] = []
+    log_level: str = "INFO"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_cors_origins(cls, data: object) -> object:
+        if isinstance(data, dict):
+            raw = data.get("cors_origins")
+            if isinstance(raw, str):
+                data = {**data, "cors_origins": [o.strip() for o in raw.split(",") if o.strip()]}
+        return data
+
+    @model_validator(mode="after")
+    def _check_provider(self) -> Self:
+        provider = self.provider
+        required: dict[ProviderName, tuple[str, ...]] = {
+            "azure": ("azure_openai_endpoint", "azure_openai_deployment"),
+            "openai": ("openai_api_key",),
+            "github": ("github_token",),
+            "compatible": ("chat_base_url", "chat_model"),
+            "local": (),
+        }
+        for name in required[provider]:
+            if not getattr(self, name):
+                raise ValueError(f"{name.upper()} is required when CHAT_PROVIDER={provider}")
+        if self.chat_first_token_timeout > self.chat_response_timeout:
+            raise ValueError("CHAT_FIRST_TOKEN_TIMEOUT must not exceed CHAT_RESPONSE_TIMEOUT")
+        if provider == "local" and self.local_model_path and not self.local_model_path.is_file():
+            raise ValueError(f"LOCAL_MODEL_PATH does not name a file: {self.local_model_path}")
+        return self
+
+    @property
+    def provider(self) -> ProviderName:
+        """The provider in use: ``CHAT_PROVIDER``, else inferred from which credentials are set."""
+        if self.chat_provider is not None:
+            return self.chat_provider
+        if self.azure_openai_endpoint:
+            return "azure"
+        if self.openai_api_key:
+            return "openai"
+        return "local"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (plus ``overrides``), or raise a one-line ``SettingsError``."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc)) from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False, include_input=False)[0]
+    field = ".".join(str(part) for part in first["loc"]).upper()
+    message = first["msg"].removeprefix("Value error, ")
+    return f"invalid configuration: {field + ': ' if field else ''}{message}"
