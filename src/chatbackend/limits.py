@@ -31,28 +31,32 @@ class BodySizeLimit:
             await self._refuse(send)
             return
         received = 0
-        started = False
+        too_large = refused = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    too_large = True
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            # Frameworks may turn the exception into their own 400; the client gets our 413.
+            nonlocal refused
+            if not too_large:
+                await send(message)
+            elif message["type"] == "http.response.start" and not refused:
+                refused = True
+                await self._refuse(send)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, guarded_send)
         except _TooLarge:
-            if started:
-                raise
-            await self._refuse(send)
+            if not refused:
+                await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
         message = f"The request body is larger than the limit of {self.max_bytes} bytes."

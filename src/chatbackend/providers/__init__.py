@@ -70,6 +70,8 @@ async def build_provider(
         # The SDK refuses an empty key; servers such as Ollama ignore whatever is sent.
         api_key=key.get_secret_value() if key else "unused",
         auth_mode="api-key" if key else "none",
+        # Ollama and older vLLM/llama.cpp servers know only the legacy parameter name.
+        max_tokens_parameter="max_tokens",
     )
 
 
@@ -127,6 +129,7 @@ def _openai_compatible(
     api_key: ApiKey,
     auth_mode: AuthMode = "api-key",
     on_close: CloseHook | None = None,
+    max_tokens_parameter: str = "max_completion_tokens",
 ) -> OpenAIProvider:
     # The read timeout bounds the silence between two chunks; the service enforces the
     # first-token and whole-response deadlines on top of it.
@@ -147,5 +150,10 @@ def _openai_compatible(
         max_retries=0,  # the service retries, within its own budget
     )
     return OpenAIProvider(
-        name=name, model=model, auth_mode=auth_mode, client=client, on_close=on_close
+        name=name,
+        model=model,
+        auth_mode=auth_mode,
+        client=client,
+        on_close=on_close,
+        max_tokens_parameter=max_tokens_parameter,
     )

@@ -35,12 +35,14 @@ class OpenAIProvider:
         auth_mode: AuthMode,
         client: openai.AsyncOpenAI,
         on_close: CloseHook | None = None,
+        max_tokens_parameter: str = "max_completion_tokens",
     ) -> None:
         self.name = name
         self.model = model
         self.auth_mode = auth_mode
         self._client = client
         self._on_close = on_close
+        self._max_tokens_parameter = max_tokens_parameter
 
     def is_ready(self) -> bool:
         return not self._client.is_closed()
@@ -71,7 +73,7 @@ class OpenAIProvider:
                         yield TextDelta(choice.delta.content)
                     finish_reason = choice.finish_reason or finish_reason
         except (openai.APIError, httpx2.HTTPError) as exc:
-            raise to_chat_error(exc) from None
+            raise _mid_stream_error(exc) from None
         finally:
             # Shielded: on a client disconnect we are being cancelled, and the upstream must
             # still see its connection close.
@@ -90,7 +92,7 @@ class OpenAIProvider:
         optional = {
             "temperature": options.temperature,
             "top_p": options.top_p,
-            "max_tokens": options.max_tokens,
+            self._max_tokens_parameter: options.max_tokens,
             "seed": options.seed,
             "stop": options.stop or None,
         }
@@ -130,6 +132,12 @@ def to_chat_error(exc: openai.APIError | httpx2.HTTPError) -> errors.ChatError:
         404: errors.UpstreamModelNotFound,
     }
     return by_status.get(status, errors.UpstreamRejected)()
+
+
+def _mid_stream_error(exc: openai.APIError | httpx2.HTTPError) -> errors.ChatError:
+    """A connection lost mid-answer is an incomplete answer, not an unreachable upstream."""
+    error = to_chat_error(exc)
+    return errors.UpstreamIncomplete() if isinstance(error, errors.UpstreamUnreachable) else error
 
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from chatbackend.app import create_app
+from chatbackend.settings import Settings, load_settings
+from tests.upstream import Upstream
+
+OPENAI_KEY = "sk-proj-test-SECRET-0123456789abcdef"
+AZURE_KEY = "azure-test-SECRET-key-0123456789"
+# Variables the SDKs read on their own; none may leak from the machine into a test.
+_SDK_VARS = ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_BASE_URL", "OPENAI_API_VERSION")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [*(f.upper() for f in Settings.model_fields), *_SDK_VARS]:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def openai_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "chat_provider": "openai",
+        "openai_api_key": OPENAI_KEY,
+        "chat_retry_backoff_seconds": 0.01,
+        **overrides,
+    }
+    return load_settings(**values)
+
+
+def azure_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "azure_openai_endpoint": "https://contoso.openai.azure.com/",
+        "azure_openai_deployment": "chat-deployment",
+        "azure_openai_api_key": AZURE_KEY,
+        "chat_retry_backoff_seconds": 0.01,
+        **overrides,
+    }
+    return load_settings(**values)
+
+
+ClientFactory = Callable[..., AbstractContextManager[TestClient]]
+
+
+@pytest.fixture
+def client_for() -> ClientFactory:
+    """``client_for(upstream, settings)``: a TestClient on an app whose upstream is ``upstream``."""
+
+    @contextmanager
+    def make(upstream: Upstream, settings: Settings | None = None) -> Iterator[TestClient]:
+        app = create_app(settings or openai_settings(), transport=upstream.transport)
+        with TestClient(app, raise_server_exceptions=False) as client:
+            yield client
+
+    return make
