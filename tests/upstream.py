@@ -8,6 +8,7 @@ client disconnect or a timeout released the upstream connection).
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,7 +145,7 @@ class ScriptedStream(httpx2.AsyncByteStream):
         self.delay = delay
         self.stall_after = stall_after
         self.break_after = break_after
-        self.closed = anyio.Event()
+        self.closed = threading.Event()
         self.sent = 0
 
     async def __aiter__(self) -> AsyncIterator[bytes]:

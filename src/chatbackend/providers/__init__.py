@@ -67,7 +67,7 @@ async def build_provider(
         name="compatible",
         model=settings.chat_model,
         base_url=settings.chat_base_url,
-        # The SDK refuses an empty key; servers such as Ollama ignore whatever is sent.
+        # The SDK refuses an empty key; without one the Authorization header is dropped again.
         api_key=key.get_secret_value() if key else "unused",
         auth_mode="api-key" if key else "none",
         # Ollama and older vLLM/llama.cpp servers know only the legacy parameter name.
@@ -139,7 +139,10 @@ def _openai_compatible(
         write=settings.chat_connect_timeout,
         pool=settings.chat_connect_timeout,
     )
-    http_client = openai.DefaultAsyncHttpxClient(transport=transport, timeout=timeout)
+    hooks = {"request": [_drop_authorization]} if auth_mode == "none" else {}
+    http_client = openai.DefaultAsyncHttpxClient(
+        transport=transport, timeout=timeout, event_hooks=hooks
+    )
     client = openai.AsyncOpenAI(
         api_key=api_key,
         base_url=base_url,
@@ -157,3 +160,7 @@ def _openai_compatible(
         on_close=on_close,
         max_tokens_parameter=max_tokens_parameter,
     )
+
+
+async def _drop_authorization(request: httpx2.Request) -> None:
+    request.headers.pop("Authorization", None)
