@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -40,14 +41,13 @@ class ClosingStreamingResponse(StreamingResponse):
             async with anyio.create_task_group() as group:
 
                 async def stream_then_stop() -> None:
-                    await self.stream_response(send)
+                    with contextlib.suppress(OSError):  # how ASGI 2.4 servers report a gone client
+                        await self.stream_response(send)
                     group.cancel_scope.cancel()
 
                 group.start_soon(stream_then_stop)
                 await self.listen_for_disconnect(receive)
                 group.cancel_scope.cancel()
-        except OSError:
-            raise ClientDisconnect() from None
         finally:
             await aclose(self.body_iterator)  # type: ignore[arg-type]
             with anyio.CancelScope(shield=True):
