@@ -19,9 +19,18 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import anyio
+import llama_cpp
+from llama_cpp import Llama
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+from llama_cpp.llama_types import (
+    ChatCompletionRequestAssistantMessage,
+    ChatCompletionRequestMessage,
+    ChatCompletionRequestSystemMessage,
+    ChatCompletionRequestUserMessage,
+)
 
 from chatbackend import errors
 from chatbackend.protocol import Usage
@@ -127,6 +136,7 @@ class _Job:
         self.request = request
         self.stopped = threading.Event()
         self.outcome: Outcome = "stopped"
+        self.released = False
         self.completion_tokens = 0
         self.seconds = 0.0
         self._loop = loop
@@ -163,8 +173,8 @@ class _StopScanner:
         return self._cut(text, keep)
 
     def flush(self) -> str:
-        """Whatever is held back, once the answer has ended without a stop string."""
-        return self._cut(self._held + self._decoder.decode(b"", final=True), 0)
+        """What is held back, once the answer ends; the bytes of a cut-off character are dropped."""
+        return self._cut(self._held, 0)
 
     def _cut(self, text: str, keep: int) -> str:
         found = [i for i in (text.find(stop) for stop in self._stops) if i >= 0]
@@ -187,9 +197,7 @@ def _overlap(text: str, stop: str) -> int:
 class _Engine:
     """The llama.cpp model and everything that touches it; used from one thread at a time."""
 
-    def __init__(self, llama: Any, formatter: Any, *, model: str) -> None:
-        import llama_cpp
-
+    def __init__(self, llama: Llama, formatter: Jinja2ChatFormatter, *, model: str) -> None:
         self.model = model
         self._llama = llama
         self._formatter = formatter
@@ -200,9 +208,6 @@ class _Engine:
     @classmethod
     def load(cls, path: Path, settings: Settings) -> _Engine:
         """Read the GGUF file and its chat template, or fail with a one-line ``SettingsError``."""
-        from llama_cpp import Llama
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
         try:
             llama = Llama(
                 model_path=str(path),
@@ -243,6 +248,8 @@ class _Engine:
             job.seconds = time.perf_counter() - started
 
     def _generate(self, job: _Job) -> None:
+        if job.stopped.is_set():
+            return
         prompt = self._prompt(job.request.messages)
         sampling = _Sampling.of(job.request)
         scanner = _StopScanner(sampling.stop)
@@ -290,7 +297,7 @@ class _Engine:
         prompt is batched, and with it the logits: a seeded answer would depend on whichever
         request ran before.
         """
-        self._llama.reset()
+        self._llama.reset()  # type: ignore[no-untyped-call]  # llama-cpp leaves it unannotated
         self._llama.set_seed(sampling.seed)
         tokens = self._llama.generate(
             prompt, temp=sampling.temperature, top_p=sampling.top_p, reset=True
@@ -305,9 +312,7 @@ class _Engine:
 
     def _prompt(self, messages: Sequence[Message]) -> list[int]:
         """The conversation in the model's own chat template, as tokens."""
-        formatted = self._formatter(
-            messages=[{"role": m.role, "content": m.content} for m in messages]
-        )
+        formatted = self._formatter(messages=[_chat_message(m) for m in messages])
         prompt: list[int] = self._llama.tokenize(
             formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
         )
@@ -319,7 +324,15 @@ class _Engine:
         return prompt
 
 
-def _token_text(llama: Any, token: int) -> str:
+def _chat_message(message: Message) -> ChatCompletionRequestMessage:
+    if message.role == "system":
+        return ChatCompletionRequestSystemMessage(role="system", content=message.content)
+    if message.role == "assistant":
+        return ChatCompletionRequestAssistantMessage(role="assistant", content=message.content)
+    return ChatCompletionRequestUserMessage(role="user", content=message.content)
+
+
+def _token_text(llama: Llama, token: int) -> str:
     if token < 0:
         return ""
     text: bytes = llama.detokenize([token], special=True)
@@ -329,10 +342,10 @@ def _token_text(llama: Any, token: int) -> str:
 class LocalProvider:
     """The embedded model behind the ``Provider`` interface: one generation at a time.
 
-    The lock is taken before a generation starts and released by the worker thread's completion,
-    not by the consumer: a client that reads slowly does not hold the model once its answer is
-    fully generated, and a consumer that goes away cannot release it while the thread still
-    touches the model.
+    The lock is taken before a generation starts and released as soon as the worker thread has
+    returned, whether or not the consumer has read everything: a client that reads slowly does not
+    hold the model once its answer is generated, and a consumer that goes away cannot release it
+    while the thread still touches the model.
     """
 
     name = "local"
@@ -363,6 +376,8 @@ class LocalProvider:
         self._executor.shutdown(wait=False)
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta]:
+        """Closing or cancelling this iterator stops the thread at its next token and returns
+        only once it has stopped, so the next caller can start on the model at once."""
         job, done = await self._start(request)
         try:
             while True:
@@ -376,6 +391,7 @@ class LocalProvider:
             job.stopped.set()
             with anyio.CancelScope(shield=True):
                 await asyncio.shield(done)
+            self._finished(job)
 
     async def _start(self, request: GenerationRequest) -> tuple[_Job, asyncio.Future[None]]:
         """Wait for the model, then hand ``request`` to the worker thread.
@@ -411,7 +427,11 @@ class LocalProvider:
             self._waiting -= 1
 
     def _finished(self, job: _Job) -> None:
-        """Runs on the loop once the thread has let go of the model."""
+        """Runs on the loop once the thread has let go of the model: from the thread's completion
+        callback, or from the consumer if it gets there first; only the first call counts."""
+        if job.released:
+            return
+        job.released = True
         self._running = None
         self._lock.release()
         stats = self.stats
