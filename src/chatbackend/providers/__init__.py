@@ -146,8 +146,6 @@ def _openai_compatible(
     client = openai.AsyncOpenAI(
         api_key=api_key,
         base_url=base_url,
-        organization=None,
-        project=None,
         http_client=http_client,
         timeout=timeout,
         max_retries=0,  # the service retries, within its own budget
