@@ -8,7 +8,7 @@ service never retries again.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import anyio
@@ -26,8 +26,6 @@ from chatbackend.providers.base import (
     TextDelta,
 )
 from chatbackend.settings import Settings
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +76,9 @@ class ChatStream:
 class ChatService:
     """Turns protocol requests into provider calls, with limits, deadlines and retries."""
 
-    def __init__(self, provider: Provider, settings: Settings, *, sleep: Sleep = anyio.sleep):
+    def __init__(self, provider: Provider, settings: Settings) -> None:
         self.provider = provider
         self._settings = settings
-        self._sleep = sleep
 
     def prepare(self, request: ChatRequest) -> GenerationRequest:
         """Check the request against the configured limits and add the default system prompt."""
@@ -120,7 +117,7 @@ class ChatService:
                 return await self._first_delta(request, deadline)
             except errors.ChatError as exc:
                 delay = self._retry_delay(exc, attempt=attempt, waited=waited, deadline=deadline)
-            await self._sleep(delay)
+            await anyio.sleep(delay)
             waited += delay
         raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
 

@@ -104,13 +104,6 @@ class ChatResponse(BaseModel):
     sessionState: JsonValue = None  # noqa: N815 - the protocol's field name
 
 
-class MessageDelta(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Literal["assistant"] | None = None
-    content: str | None = None
-
-
 class ErrorDetail(BaseModel):
     code: str
     message: str
