@@ -33,7 +33,10 @@ test: lint
 bench-local: install
 	$(BIN)/python loadtests/bench_local.py --output bench-results/local.json
 
-bench: bench-local
+# The backend as in production (gunicorn, one worker) against the fake upstream, DIRECT vs
+# THROUGH, at 1/50/200/500 streams; writes bench-results.json and bench-results.png.
+bench: install bench-local
+	$(BIN)/python loadtests/bench.py --output bench-results.json --chart bench-results.png
 
 clean:
-	rm -rf $(VENV) bench-results .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) bench-results bench-results.json bench-results.png .mypy_cache .ruff_cache .pytest_cache
