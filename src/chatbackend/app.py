@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
@@ -33,6 +34,17 @@ if TYPE_CHECKING:
     from chatbackend.telemetry.setup import Telemetry
 
 logger = logging.getLogger("chatbackend")
+
+# FastAPI's own OpenTelemetry support stays off, whatever the environment says: telemetry is set
+# up once, from settings, in ``chatbackend.telemetry``; a second server span per request would
+# double the cost, and FastAPI's validation-error logs could carry request bodies (prompts).
+FASTAPI_NATIVE_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 
 
 def create_app(
@@ -76,6 +88,7 @@ def create_app(
         summary="A chat backend speaking the Microsoft AI Chat Protocol.",
         version="0.1.0",
         lifespan=lifespan,
+        telemetry=FASTAPI_NATIVE_TELEMETRY,
     )
     app.include_router(router)
     _add_error_handlers(app)

@@ -30,7 +30,7 @@ LOGGER_NAME = "chatbackend.requests"
 # Accepted as given when it looks like an id; anything else is replaced, so a client cannot write
 # arbitrary text (or a huge value) into our logs and response headers.
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
-_QUIET_PATHS = frozenset({"/health/live", "/health/ready"})
+_QUIET_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
 CLIENT_GONE_STATUS = 499
 
 TraceIdSource = Callable[[], str | None]

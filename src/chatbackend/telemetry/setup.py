@@ -13,7 +13,7 @@ release line that conflicts with the FastAPI instrumentation used here.
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -35,7 +35,8 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.trace import INVALID_SPAN, get_current_span
-from starlette.types import ASGIApp
+from starlette.requests import Request
+from starlette.responses import Response
 
 from chatbackend.observed import ObservedProvider
 from chatbackend.providers import OPENAI_BASE_URL
@@ -49,6 +50,8 @@ INSTRUMENTATION_SCOPE = "chatbackend"
 SERVICE_VERSION = importlib.metadata.version("chatbackend")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
+MetricsEndpoint = Callable[[Request], Awaitable[Response]]
+
 
 @dataclass(frozen=True, slots=True)
 class Telemetry:
@@ -58,7 +61,7 @@ class Telemetry:
     meter_provider: MeterProvider
     instruments: Instruments
     capture_content: bool
-    metrics_app: ASGIApp | None
+    metrics_endpoint: MetricsEndpoint | None
 
     def instrument(self, app: FastAPI) -> None:
         """One server span per request (no per-chunk send/receive spans), and ``/metrics``."""
@@ -69,8 +72,8 @@ class Telemetry:
             excluded_urls=EXCLUDED_URLS,
             exclude_spans=["receive", "send"],
         )
-        if self.metrics_app is not None:
-            app.mount("/metrics", self.metrics_app)
+        if self.metrics_endpoint is not None:
+            app.add_route("/metrics", self.metrics_endpoint, include_in_schema=False)
 
     def observe(self, provider: Provider, settings: Settings) -> ObservedProvider:
         """``provider`` with a GenAI client span and metrics around every upstream call."""
@@ -116,9 +119,9 @@ def build_telemetry(
     readers = list(metric_readers(settings))
     if metric_reader is not None:
         readers.append(metric_reader)
-    metrics_app = None
+    metrics_endpoint = None
     if settings.metrics_prometheus:
-        prometheus_reader, metrics_app = _prometheus()
+        prometheus_reader, metrics_endpoint = _prometheus()
         readers.append(prometheus_reader)
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     meter = meter_provider.get_meter(INSTRUMENTATION_SCOPE, SERVICE_VERSION)
@@ -127,7 +130,7 @@ def build_telemetry(
         meter_provider=meter_provider,
         instruments=Instruments.create(meter),
         capture_content=settings.telemetry_capture_content,
-        metrics_app=metrics_app,
+        metrics_endpoint=metrics_endpoint,
     )
 
 
@@ -212,13 +215,17 @@ def _connection_string(settings: Settings) -> str:
     return secret.get_secret_value()
 
 
-def _prometheus() -> tuple[MetricReader, ASGIApp]:
-    """A reader on a registry of its own (not the process-wide one) and the app serving it."""
+def _prometheus() -> tuple[MetricReader, MetricsEndpoint]:
+    """A reader on a registry of its own (not the process-wide one) and the page serving it."""
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
-    from prometheus_client import CollectorRegistry, make_asgi_app
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
     registry = CollectorRegistry()
-    return PrometheusMetricReader(registry=registry), make_asgi_app(registry=registry)
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return PrometheusMetricReader(registry=registry), metrics
 
 
 def upstream_address(settings: Settings) -> tuple[str, int] | None:
