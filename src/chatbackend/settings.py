@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     otel_service_name: str = "chatbackend"
     otel_exporter_otlp_endpoint: str | None = None
     otel_exporter_otlp_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    # Off by default, unlike the SDK's "trace_based": exemplars cost CPU on every measurement.
+    otel_metrics_exemplar_filter: Literal["always_off", "always_on", "trace_based"] = "always_off"
     applicationinsights_connection_string: SecretStr | None = None
     telemetry_console: bool = False
     metrics_prometheus: bool = False

@@ -109,8 +109,8 @@ class GenAITracer:
             "gen_ai.provider.name": PROVIDER_NAMES.get(provider, provider),
             "gen_ai.request.model": model,
         }
-        if server is not None:
-            common["server.address"], common["server.port"] = server
+        # Metrics leave out server.address/port (fixed per deployment): every attribute adds to
+        # the cost of each measurement.
         self._metric_attributes = common
         # ``gen_ai.system`` is the name before semantic conventions 1.37; some backends still
         # key their GenAI views on it.
@@ -119,6 +119,8 @@ class GenAITracer:
             "gen_ai.system": common["gen_ai.provider.name"],
             "gen_ai.request.stream": True,
         }
+        if server is not None:
+            self._span_attributes["server.address"], self._span_attributes["server.port"] = server
 
     def start(self, request: GenerationRequest) -> GenAICall:
         attributes = {**self._span_attributes, **_request_attributes(request)}

@@ -19,7 +19,13 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
+    AlwaysOnExemplarFilter,
+    ExemplarFilter,
+    MeterProvider,
+    TraceBasedExemplarFilter,
+)
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
     MetricExporter,
@@ -51,6 +57,11 @@ SERVICE_VERSION = importlib.metadata.version("chatbackend")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 MetricsEndpoint = Callable[[Request], Awaitable[Response]]
+_EXEMPLAR_FILTERS: dict[str, type[ExemplarFilter]] = {
+    "always_off": AlwaysOffExemplarFilter,
+    "always_on": AlwaysOnExemplarFilter,
+    "trace_based": TraceBasedExemplarFilter,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +134,11 @@ def build_telemetry(
     if settings.metrics_prometheus:
         prometheus_reader, metrics_endpoint = _prometheus()
         readers.append(prometheus_reader)
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    meter_provider = MeterProvider(
+        resource=resource,
+        metric_readers=readers,
+        exemplar_filter=_EXEMPLAR_FILTERS[settings.otel_metrics_exemplar_filter](),
+    )
     meter = meter_provider.get_meter(INSTRUMENTATION_SCOPE, SERVICE_VERSION)
     return Telemetry(
         tracer_provider=tracer_provider,
