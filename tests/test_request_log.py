@@ -159,3 +159,16 @@ def test_no_log_line_holds_the_prompt_the_answer_or_the_key(
     assert len(request_lines.records) == 2
     for secret in ("marmot", "whistle", OPENAI_KEY):
         assert secret not in everything
+
+
+def test_a_failure_after_the_first_byte_is_logged_with_its_code(
+    client_for: ClientFactory, request_lines: _Lines
+) -> None:
+    stalled = ScriptedStream(sse_bytes(openai_stream("Once", " upon")), stall_after=2)
+    settings = openai_settings(chat_first_token_timeout=0.2)
+    with client_for(Upstream([stream_reply(stalled)]), settings) as client:
+        response = client.post("/chat/stream", json=REQUEST)
+    assert response.status_code == 200
+    assert response.text.splitlines()[-1].startswith('{"error":{"code":"upstream_timeout"')
+    (line,) = request_lines.lines()
+    assert (line["status"], line["error"]) == (200, "upstream_timeout")
