@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -421,6 +421,81 @@ async def measure_overload(upstream: str, backend: str, limit: int, extra: int) 
     }
 
 
+# The runs compared with telemetry off and on: (profile, concurrency).
+TELEMETRY_RUNS = (("cpu", 50), ("latency", 200))
+
+
+def otlp_environment(upstream: str) -> dict[str, str]:
+    """Telemetry on, exported for real over OTLP/HTTP to the fake upstream's sink."""
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": upstream,
+        "OTEL_SERVICE_NAME": "chatbackend-bench",
+        "OTEL_BSP_SCHEDULE_DELAY": "1000",
+        "OTEL_METRIC_EXPORT_INTERVAL": "2000",
+    }
+
+
+def sampled_environment(upstream: str) -> dict[str, str]:
+    """As ``otlp_environment``, keeping one trace in ten (metrics still see every request)."""
+    return {
+        **otlp_environment(upstream),
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": "0.1",
+    }
+
+
+TELEMETRY_MODES: dict[str, Callable[[str], dict[str, str]]] = {
+    "off": lambda _: {},
+    "otlp": otlp_environment,
+    "otlp-sampled-10%": sampled_environment,
+}
+
+
+async def measure_telemetry(
+    args: argparse.Namespace, upstream: str, backend: str, pid: int, *, mode: str
+) -> list[Run]:
+    worker = worker_process(pid)
+    runs = []
+    for profile, concurrency in TELEMETRY_RUNS:
+        run = Run(profile, mode, concurrency)
+        duration = args.duration
+        await measure(run, upstream=upstream, backend=backend, worker=worker, duration=duration)
+        summary = run.summary()
+        print(
+            f"telemetry {run.mode:16} {profile:8} c={concurrency:<4} "
+            f"cpu/chunk={summary.get('server_cpu_us_per_chunk')} us "
+            f"ttft p50={summary['ttft_p50_ms']} ms errors={summary['errors']}",
+            flush=True,
+        )
+        runs.append(run)
+    return runs
+
+
+def telemetry_report(runs: list[Run]) -> list[dict[str, Any]]:
+    """Server CPU per chunk with telemetry exported over OTLP vs off (medians of the repeats)."""
+    rows = []
+    for profile, concurrency in TELEMETRY_RUNS:
+
+        def cpu(mode: str, profile: str = profile, concurrency: int = concurrency) -> float:
+            values = [
+                r.summary()["server_cpu_us_per_chunk"]
+                for r in runs
+                if (r.profile, r.mode, r.concurrency) == (profile, mode, concurrency)
+            ]
+            return statistics.median(values)
+
+        if not runs:
+            break
+        off = cpu("off")
+        row: dict[str, Any] = {"profile": profile, "concurrency": concurrency}
+        for mode in TELEMETRY_MODES:
+            row[f"cpu_us_per_chunk_{mode}"] = round(cpu(mode), 2)
+            if mode != "off":
+                row[f"ratio_{mode}_vs_off"] = round(cpu(mode) / off, 3)
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")])
@@ -430,6 +505,12 @@ def main() -> None:
     parser.add_argument("--chart", type=Path, default=ROOT / "bench-results.png")
     parser.add_argument("--upstream-port", type=int, default=18_900)
     parser.add_argument("--backend-port", type=int, default=18_901)
+    parser.add_argument(
+        "--no-telemetry",
+        dest="telemetry",
+        action="store_false",
+        help="skip the runs with OpenTelemetry exporting over OTLP",
+    )
     args = parser.parse_args()
     args.levels = args.levels or [1, 50, 200, 500]
     with contextlib.suppress(AttributeError, OSError):
@@ -438,21 +519,27 @@ def main() -> None:
     backend = f"http://127.0.0.1:{args.backend_port}"
     upstream_command = [sys.executable, "-m", "loadtests.fake_upstream"]
     upstream_command += ["--port", str(args.upstream_port)]
-    with (
-        process(upstream_command, env={}, cpu=CLIENT_CPU, ready=f"{upstream}/_fake/stats"),
-        process(
-            backend_command(),
-            env=backend_environment(upstream, args.backend_port),
-            cpu=BACKEND_CPU,
-            ready=f"{backend}/health/ready",
-        ) as pid,
-    ):
-        use_uvloop()
-        runs = asyncio.run(run_all(args, upstream, backend, pid))
-        overload = asyncio.run(measure_overload(upstream, backend, MAX_STREAMS, extra=100))
-        print(f"overload: {overload}", flush=True)
+    use_uvloop()
+    environment = backend_environment(upstream, args.backend_port)
+    ready = f"{backend}/health/ready"
+    with process(upstream_command, env={}, cpu=CLIENT_CPU, ready=f"{upstream}/_fake/stats"):
+        with process(backend_command(), env=environment, cpu=BACKEND_CPU, ready=ready) as pid:
+            runs = asyncio.run(run_all(args, upstream, backend, pid))
+            overload = asyncio.run(measure_overload(upstream, backend, MAX_STREAMS, extra=100))
+            print(f"overload: {overload}", flush=True)
+        telemetry = []
+        if args.telemetry:
+            for mode in (*TELEMETRY_MODES, *TELEMETRY_MODES):  # twice, interleaved
+                telemetry_env = {**environment, **TELEMETRY_MODES[mode](upstream)}
+                with process(
+                    backend_command(), env=telemetry_env, cpu=BACKEND_CPU, ready=ready
+                ) as pid:
+                    telemetry += asyncio.run(
+                        measure_telemetry(args, upstream, backend, pid, mode=mode)
+                    )
     results = report(runs)
     results["overload"] = overload
+    results["telemetry"] = telemetry_report(telemetry)
     results["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),

@@ -103,11 +103,14 @@ class Stats:
     connections: int = 0
     content_chunks: int = 0
     faults: Counter[str] = field(default_factory=Counter)
+    otlp_exports: Counter[str] = field(default_factory=Counter)
+    otlp_bytes: int = 0
     abandoned_after: deque[int] = field(default_factory=lambda: deque(maxlen=1000))
 
     def as_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
         values["faults"] = dict(self.faults)
+        values["otlp_exports"] = dict(self.otlp_exports)
         values["abandoned_after"] = list(self.abandoned_after)
         return values
 
@@ -165,6 +168,9 @@ class FakeUpstream:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/openai/v1/chat/completions", self._chat)
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)
+        # An OTLP/HTTP sink, so a backend under test can export its telemetry here for real.
+        for signal in ("traces", "metrics", "logs"):
+            app.router.add_post(f"/v1/{signal}", self._otlp)
         app.router.add_get("/_fake/stats", self._get_stats)
         app.router.add_post("/_fake/reset", self._reset)
         app.router.add_put("/_fake/defaults", self._put_defaults)
@@ -229,6 +235,13 @@ class FakeUpstream:
             loop.close()
 
     # -- control endpoints --------------------------------------------------------------------
+    async def _otlp(self, request: web.Request) -> web.Response:
+        """Accept an OTLP export: an empty protobuf ``Export*ServiceResponse`` means success."""
+        body = await request.read()
+        self.stats.otlp_exports[request.path.rsplit("/", 1)[-1]] += 1
+        self.stats.otlp_bytes += len(body)
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
     async def _get_stats(self, _: web.Request) -> web.Response:
         return web.json_response(self.snapshot())
 

@@ -27,6 +27,7 @@ from loadtests.bench import (
     backend_command,
     backend_environment,
     drive,
+    otlp_environment,
     process,
     use_uvloop,
     worker_process,
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--output", type=Path, default=ROOT / "bench-results" / "profile.txt")
+    parser.add_argument("--telemetry", action="store_true", help="export OTLP to the fake")
     parser.add_argument("--upstream-port", type=int, default=18_902)
     parser.add_argument("--backend-port", type=int, default=18_903)
     args = parser.parse_args()
@@ -77,7 +79,10 @@ def main() -> None:
         process(upstream_command, env={}, cpu=CLIENT_CPU, ready=f"{upstream}/_fake/stats"),
         process(
             backend_command(),
-            env=backend_environment(upstream, args.backend_port),
+            env={
+                **backend_environment(upstream, args.backend_port),
+                **(otlp_environment(upstream) if args.telemetry else {}),
+            },
             cpu=BACKEND_CPU,
             ready=f"{backend}/health/ready",
         ) as pid,

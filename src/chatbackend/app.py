@@ -101,7 +101,11 @@ def create_app(
             allow_headers=["Content-Type", "Accept", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
-    app.add_middleware(RequestLog, trace_id=_trace_id_source(telemetry))
+    app.add_middleware(
+        RequestLog,
+        trace_id=_trace_id_source(telemetry),
+        on_end=telemetry.record_request if telemetry is not None else None,
+    )
     if telemetry is not None:
         telemetry.instrument(app)
     return app

@@ -34,6 +34,8 @@ _QUIET_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
 CLIENT_GONE_STATUS = 499
 
 TraceIdSource = Callable[[], str | None]
+# Called once per request when its response has ended: (scope, status, seconds).
+RequestEndHook = Callable[[Scope, int, float], None]
 
 logger = logging.getLogger(LOGGER_NAME)
 
@@ -70,9 +72,16 @@ class RequestLog:
     inside the server span); without it the line carries ``"trace_id": null``.
     """
 
-    def __init__(self, app: ASGIApp, *, trace_id: TraceIdSource | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        trace_id: TraceIdSource | None = None,
+        on_end: RequestEndHook | None = None,
+    ) -> None:
         self.app = app
         self.trace_id = trace_id
+        self.on_end = on_end
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,6 +115,8 @@ class RequestLog:
             if record.error is None and (not completed or status == CLIENT_GONE_STATUS):
                 record.error = "client_disconnected"
             _log(scope, record, status=status, trace_id=trace_id)
+            if self.on_end is not None:
+                self.on_end(scope, status, time.perf_counter() - record.started)
 
 
 def _request_id(scope: Scope) -> str:
