@@ -421,6 +421,38 @@ async def measure_overload(upstream: str, backend: str, limit: int, extra: int) 
     }
 
 
+async def measure_upstream_capacity(upstream: str, pid: int, streams: int) -> dict[str, Any]:
+    """The fake upstream alone (one process, one core) holding ``streams`` paced streams."""
+    knobs = {"ttft": 0.2, "itl": 0.05, "tokens": 40}
+    async with aiohttp.ClientSession() as control:
+        await control.put(f"{upstream}/_fake/defaults", json=knobs)
+        await control.post(f"{upstream}/_fake/reset")
+    server = psutil.Process(pid)
+    before, started = _cpu(server), time.monotonic()
+    run = Run("upstream-capacity", "direct", streams)
+    url, payload = f"{upstream}/v1/chat/completions", {**UPSTREAM_BODY, **BODY}
+    # The backend's core is free before the backend starts: the client takes it.
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setaffinity(0, {BACKEND_CPU})
+    try:
+        await drive(url, payload, run, duration=4.0, sse=True)
+    finally:
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setaffinity(0, {CLIENT_CPU})
+    busy = (_cpu(server) - before) / (time.monotonic() - started)
+    async with aiohttp.ClientSession() as control:
+        stats = await (await control.get(f"{upstream}/_fake/stats")).json()
+    return {
+        "knobs": knobs,
+        "concurrent_streams": streams,
+        "max_in_flight": stats["max_in_flight"],
+        "streams_completed": stats["completed"],
+        "errors": dict(run.errors),
+        "content_chunks_per_s": round(stats["content_chunks"] / run.seconds),
+        "upstream_cpu_share_of_one_core": round(busy, 2),
+    }
+
+
 # The runs compared with telemetry off and on: (profile, concurrency).
 TELEMETRY_RUNS = (("cpu", 50), ("latency", 200))
 
@@ -522,7 +554,11 @@ def main() -> None:
     use_uvloop()
     environment = backend_environment(upstream, args.backend_port)
     ready = f"{backend}/health/ready"
-    with process(upstream_command, env={}, cpu=CLIENT_CPU, ready=f"{upstream}/_fake/stats"):
+    with process(
+        upstream_command, env={}, cpu=CLIENT_CPU, ready=f"{upstream}/_fake/stats"
+    ) as upstream_pid:
+        capacity = asyncio.run(measure_upstream_capacity(upstream, upstream_pid, 2000))
+        print(f"upstream capacity: {capacity}", flush=True)
         with process(backend_command(), env=environment, cpu=BACKEND_CPU, ready=ready) as pid:
             runs = asyncio.run(run_all(args, upstream, backend, pid))
             overload = asyncio.run(measure_overload(upstream, backend, MAX_STREAMS, extra=100))
@@ -539,6 +575,7 @@ def main() -> None:
                     )
     results = report(runs)
     results["overload"] = overload
+    results["upstream_capacity"] = capacity
     results["telemetry"] = telemetry_report(telemetry)
     results["machine"] = {
         "cpus": os.cpu_count(),
