@@ -13,7 +13,7 @@ import pytest
 import yaml
 from pytest_snapshot.plugin import Snapshot
 
-from chatbackend.settings import Settings
+from chatbackend.settings import Settings, load_settings
 from tests.bicep import bicep_files, body, condition, expr, parse, plain
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,6 +215,24 @@ def test_every_app_variable_is_a_setting_or_a_documented_standard_one() -> None:
     for name in env:
         known = name in settings or name in STANDARD_VARIABLES or name.startswith("OTEL_")
         assert known, f"{name} is neither a Settings field nor a documented standard variable"
+
+
+def test_the_app_definition_configures_keyless_azure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """settings.py, given the app's variables (expressions stand in for values), picks Azure
+    with the managed identity: no key is needed or present."""
+    for name, value in app_env().items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.provider == "azure"
+    assert settings.azure_client_id == "identity.properties.clientId"
+    assert settings.azure_openai_endpoint == "openAiEndpoint"
+    assert settings.azure_openai_api_key is None
+
+
+def test_probes_stay_within_the_container_apps_limits() -> None:
+    for probe in app_container()["probes"]:
+        assert 1 <= probe["failureThreshold"] <= 10, probe["type"]
+        assert 1 <= probe["periodSeconds"] <= 240, probe["type"]
 
 
 def test_target_port_matches_the_gunicorn_bind_and_the_probes(

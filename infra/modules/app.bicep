@@ -158,8 +158,9 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
                 path: '/health/live'
                 port: port
               }
-              periodSeconds: 2
-              failureThreshold: 30
+              // Up to 30 s to start; Container Apps allows at most 10 failures per probe.
+              periodSeconds: 3
+              failureThreshold: 10
             }
           ]
         }
