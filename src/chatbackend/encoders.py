@@ -7,12 +7,12 @@ becomes one final error object, so the stream still ends cleanly for the client.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 import anyio
+import orjson
 from pydantic import JsonValue
 
 from chatbackend import errors
@@ -61,13 +61,14 @@ async def protocol_events(
         await aclose(iterator)
 
 
-def dumps(event: Event) -> str:
-    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+def dumps(event: Event) -> bytes:
+    """Compact UTF-8 JSON (orjson: a tenth of the json module's cost on these small objects)."""
+    return orjson.dumps(event)
 
 
 async def ndjson(events: AsyncIterable[Event]) -> AsyncIterator[bytes]:
     async for event in events:
-        yield (dumps(event) + "\n").encode()
+        yield dumps(event) + b"\n"
 
 
 async def sse(events: AsyncIterable[Event | None]) -> AsyncIterator[bytes]:
@@ -76,9 +77,9 @@ async def sse(events: AsyncIterable[Event | None]) -> AsyncIterator[bytes]:
         if event is None:
             yield SSE_KEEPALIVE
         elif "error" in event:
-            yield f"event: error\ndata: {dumps(event)}\n\n".encode()
+            yield b"event: error\ndata: " + dumps(event) + b"\n\n"
         else:
-            yield f"data: {dumps(event)}\n\n".encode()
+            yield b"data: " + dumps(event) + b"\n\n"
 
 
 async def opened_events(

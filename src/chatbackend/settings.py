@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     chat_max_messages: int = Field(default=50, ge=1)
     chat_max_message_chars: int = Field(default=32_000, ge=1)
     chat_max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # Answers in flight per worker process; past it a request gets 503 at once, never a queue.
+    # Also the size of the upstream connection pool, so every stream reuses a kept-alive one.
+    chat_max_streams: int = Field(default=512, ge=1)
 
     chat_connect_timeout: float = Field(default=5.0, gt=0)
     chat_first_token_timeout: float = Field(default=30.0, gt=0)

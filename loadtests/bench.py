@@ -1,0 +1,427 @@
+"""``make bench``: what the backend adds on top of its upstream, measured DIRECT vs THROUGH.
+
+The fake upstream and the backend run as separate processes, the backend exactly as in
+production (gunicorn with ``gunicorn.conf.py``, one worker). The worker is pinned to CPU 0; the
+upstream and this load client share CPU 1, so the backend's figures are per core. For each
+profile and concurrency the client drives the upstream directly, then through the backend, with
+closed-loop users for a fixed time, and records time to first token, the gaps between chunks,
+chunks delivered (counted by the upstream, however the backend groups them), the worker's CPU
+seconds and RSS, upstream connections opened and errors.
+
+Writes ``bench-results.json`` and ``bench-results.png``; the whole run is bounded (about three
+minutes with the defaults, under ten with any flags documented here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES: dict[str, dict[str, float]] = {
+    "latency": {"ttft": 0.2, "itl": 0.02, "tokens": 50},
+    "cpu": {"ttft": 0.0, "itl": 0.0, "tokens": 200},
+}
+BODY = {"messages": [{"role": "user", "content": "Tell me a story about a fox."}]}
+UPSTREAM_BODY = {"model": "fake-model", "stream": True, "stream_options": {"include_usage": True}}
+BACKEND_CPU = 0
+CLIENT_CPU = 1
+
+
+@dataclass
+class Run:
+    """One (profile, mode, concurrency) measurement."""
+
+    profile: str
+    mode: str
+    concurrency: int
+    seconds: float = 0.0
+    streams: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    ttft: list[float] = field(default_factory=list)
+    gaps: list[float] = field(default_factory=list)
+    upstream_chunks: int = 0
+    upstream_connections: int = 0
+    server_cpu_seconds: float | None = None
+    server_rss_idle: int | None = None
+    server_rss_peak: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        chunks_per_s = self.upstream_chunks / self.seconds if self.seconds else 0.0
+        result: dict[str, Any] = {
+            "profile": self.profile,
+            "mode": self.mode,
+            "concurrency": self.concurrency,
+            "seconds": round(self.seconds, 3),
+            "streams": self.streams,
+            "errors": dict(self.errors),
+            "ttft_p50_ms": _ms(_percentile(self.ttft, 50)),
+            "ttft_p99_ms": _ms(_percentile(self.ttft, 99)),
+            "gap_p50_ms": _ms(_percentile(self.gaps, 50)),
+            "gap_p99_ms": _ms(_percentile(self.gaps, 99)),
+            "chunks": self.upstream_chunks,
+            "chunks_per_s": round(chunks_per_s, 1),
+            "upstream_connections": self.upstream_connections,
+        }
+        if self.server_cpu_seconds is not None and self.upstream_chunks:
+            result["server_cpu_seconds"] = round(self.server_cpu_seconds, 3)
+            cpu_per_chunk = self.server_cpu_seconds / self.upstream_chunks
+            result["server_cpu_s_per_1000_chunks"] = round(cpu_per_chunk * 1000, 4)
+            result["server_cpu_us_per_chunk"] = round(cpu_per_chunk * 1e6, 1)
+        if self.server_rss_peak is not None and self.server_rss_idle is not None:
+            result["server_rss_idle_mib"] = round(self.server_rss_idle / 2**20, 1)
+            result["server_rss_peak_mib"] = round(self.server_rss_peak / 2**20, 1)
+            extra = max(self.server_rss_peak - self.server_rss_idle, 0)
+            result["rss_per_stream_kb"] = round(extra / self.concurrency / 1024, 1)
+        return result
+
+
+def _percentile(values: list[float], percent: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(percent) - 1]
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 2)
+
+
+# -- processes ----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def process(command: list[str], *, env: dict[str, str], cpu: int, ready: str) -> Iterator[int]:
+    """Start ``command`` pinned to ``cpu``; wait for the ``ready`` URL to answer 200."""
+    child = subprocess.Popen(
+        ["taskset", "-c", str(cpu), *command],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        _wait_ready(ready, child)
+        yield child.pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGTERM)
+        try:
+            child.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
+def _wait_ready(url: str, child: subprocess.Popen[bytes]) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            stderr = child.stderr.read().decode() if child.stderr else ""
+            raise RuntimeError(f"{url} exited with {child.returncode}:\n{stderr[-2000:]}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not become ready in 60 s")
+
+
+def backend_command() -> list[str]:
+    """The production command (the container's CMD): gunicorn with the project's config."""
+    return [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
+
+
+def backend_environment(upstream: str, port: int) -> dict[str, str]:
+    """One worker on the fake upstream, bound to loopback."""
+    return {
+        "CHAT_PROVIDER": "compatible",
+        "CHAT_BASE_URL": f"{upstream}/v1",
+        "CHAT_MODEL": "fake-model",
+        "WEB_CONCURRENCY": "1",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def worker_process(pid: int) -> psutil.Process:
+    """The gunicorn worker (the one process serving requests), or the process itself."""
+    parent = psutil.Process(pid)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for child in parent.children(recursive=True):
+            if "python" in child.name() or "gunicorn" in " ".join(child.cmdline()):
+                return child
+        time.sleep(0.1)
+    return parent
+
+
+# -- the load client ----------------------------------------------------------------------------
+async def drive(url: str, payload: dict[str, Any], run: Run, duration: float, *, sse: bool) -> None:
+    """Closed-loop users: each starts a stream as soon as its previous one ends, until
+    ``duration`` has passed; then the streams still open finish."""
+    deadline = time.monotonic() + duration
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def user() -> None:
+            await asyncio.sleep(random.random() * 0.5 if run.concurrency > 1 else 0)
+            while time.monotonic() < deadline:
+                await one_stream(session, url, payload, run, sse=sse)
+
+        started = time.monotonic()
+        await asyncio.gather(*(user() for _ in range(run.concurrency)))
+        run.seconds = time.monotonic() - started
+
+
+async def one_stream(
+    session: aiohttp.ClientSession, url: str, payload: dict[str, Any], run: Run, *, sse: bool
+) -> None:
+    marker = b'"content":"' if sse else b'"content"'
+    sent = time.monotonic()
+    last: float | None = None
+    try:
+        async with session.post(url, json=payload) as response:
+            if response.status != 200:
+                body = await response.read()
+                run.errors[_error_code(response.status, body)] += 1
+                return
+            async for line in response.content:
+                if marker not in line:
+                    if b'"error"' in line:
+                        run.errors[_error_code(200, line)] += 1
+                        return
+                    continue
+                now = time.monotonic()
+                if last is None:
+                    run.ttft.append(now - sent)
+                else:
+                    run.gaps.append(now - last)
+                last = now
+        run.streams += 1
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        run.errors[type(exc).__name__] += 1
+
+
+def _error_code(status: int, body: bytes) -> str:
+    try:
+        return f"{status} {json.loads(body)['error']['code']}"
+    except (ValueError, KeyError, TypeError):
+        return str(status)
+
+
+# -- one run ------------------------------------------------------------------------------------
+async def measure(
+    run: Run, *, upstream: str, backend: str | None, worker: psutil.Process | None, duration: float
+) -> Run:
+    async with aiohttp.ClientSession() as control:
+        await control.put(f"{upstream}/_fake/defaults", json=PROFILES[run.profile])
+        await control.post(f"{upstream}/_fake/reset")
+        sampler: asyncio.Task[None] | None = None
+        cpu_before = 0.0
+        if worker is not None:
+            run.server_rss_idle = worker.memory_info().rss
+            run.server_rss_peak = run.server_rss_idle
+            cpu_before = _cpu(worker)
+            sampler = asyncio.create_task(_sample_rss(worker, run))
+        if backend is None:
+            url, payload = f"{upstream}/v1/chat/completions", {**UPSTREAM_BODY, **BODY}
+        else:
+            url, payload = f"{backend}/chat/stream", BODY
+        await drive(url, payload, run, duration, sse=backend is None)
+        if worker is not None:
+            run.server_cpu_seconds = _cpu(worker) - cpu_before
+        if sampler is not None:
+            sampler.cancel()
+        async with control.get(f"{upstream}/_fake/stats") as response:
+            stats = await response.json()
+    run.upstream_chunks = stats["content_chunks"]
+    run.upstream_connections = stats["connections"]
+    return run
+
+
+def _cpu(worker: psutil.Process) -> float:
+    times = worker.cpu_times()
+    return float(times.user + times.system)
+
+
+async def _sample_rss(worker: psutil.Process, run: Run) -> None:
+    while True:
+        await asyncio.sleep(0.25)
+        with contextlib.suppress(psutil.Error):
+            run.server_rss_peak = max(run.server_rss_peak or 0, worker.memory_info().rss)
+
+
+def report(runs: list[Run]) -> dict[str, Any]:
+    """Each profile and concurrency: what going through the backend added over direct."""
+    summaries = [run.summary() for run in runs]
+    by_key = {(s["profile"], s["mode"], s["concurrency"]): s for s in summaries}
+    comparisons = []
+    for (profile, mode, concurrency), through in by_key.items():
+        if mode != "backend":
+            continue
+        direct = by_key.get((profile, "direct", concurrency))
+        if direct is None:
+            continue
+        comparisons.append(
+            {
+                "profile": profile,
+                "concurrency": concurrency,
+                "added_ttft_p50_ms": _diff(through["ttft_p50_ms"], direct["ttft_p50_ms"]),
+                "added_ttft_p99_ms": _diff(through["ttft_p99_ms"], direct["ttft_p99_ms"]),
+                "gap_p99_ms": through["gap_p99_ms"],
+                "direct_gap_p99_ms": direct["gap_p99_ms"],
+                "chunks_per_s_fraction_of_direct": round(
+                    through["chunks_per_s"] / direct["chunks_per_s"], 3
+                )
+                if direct["chunks_per_s"]
+                else None,
+                "server_cpu_us_per_chunk": through.get("server_cpu_us_per_chunk"),
+                "server_cpu_s_per_1000_chunks": through.get("server_cpu_s_per_1000_chunks"),
+                "rss_per_stream_kb": through.get("rss_per_stream_kb"),
+                "upstream_connections": through["upstream_connections"],
+                "errors": through["errors"],
+            }
+        )
+    return {"runs": summaries, "comparison": comparisons}
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else round(a - b, 2)
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    profiles = list(PROFILES)
+    figure, axes = plt.subplots(len(profiles), 2, figsize=(12, 4.5 * len(profiles)))
+    for row, profile in enumerate(profiles):
+        ttft_axis, rate_axis = axes[row]
+        for mode, style in (("direct", "--"), ("backend", "-")):
+            runs = [r for r in results["runs"] if r["profile"] == profile and r["mode"] == mode]
+            levels = [r["concurrency"] for r in runs]
+            for key, marker in (("ttft_p50_ms", "o"), ("ttft_p99_ms", "^")):
+                values = [r[key] for r in runs]
+                ttft_axis.plot(levels, values, style, marker=marker, label=f"{mode} {key[5:8]}")
+            rate_axis.plot(levels, [r["chunks_per_s"] for r in runs], style, marker="o", label=mode)
+        ttft_axis.set(
+            title=f"{profile}: time to first token", xlabel="concurrent streams", ylabel="ms"
+        )
+        rate_axis.set(
+            title=f"{profile}: upstream chunks delivered per second",
+            xlabel="concurrent streams",
+            ylabel="chunks/s",
+        )
+        for axis in (ttft_axis, rate_axis):
+            axis.set_xscale("symlog", linthresh=50)
+            axis.grid(alpha=0.3)
+            axis.legend()
+    figure.suptitle("chatbackend, one gunicorn worker: direct to the fake upstream vs through")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+async def run_all(args: argparse.Namespace, upstream: str, backend: str, pid: int) -> list[Run]:
+    worker = worker_process(pid)
+    runs: list[Run] = []
+    for profile in args.profiles:
+        for concurrency in args.levels:
+            for mode in ("direct", "backend"):
+                run = Run(profile, mode, concurrency)
+                await measure(
+                    run,
+                    upstream=upstream,
+                    backend=backend if mode == "backend" else None,
+                    worker=worker if mode == "backend" else None,
+                    duration=args.duration,
+                )
+                summary = run.summary()
+                print(
+                    f"{profile:8} {mode:8} c={concurrency:<4} streams={summary['streams']:<6} "
+                    f"ttft p50={summary['ttft_p50_ms']} p99={summary['ttft_p99_ms']} ms  "
+                    f"gap p99={summary['gap_p99_ms']} ms  chunks/s={summary['chunks_per_s']}  "
+                    f"cpu/chunk={summary.get('server_cpu_us_per_chunk', '-')} us  "
+                    f"conns={summary['upstream_connections']} errors={summary['errors']}",
+                    flush=True,
+                )
+                runs.append(run)
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--profiles", type=lambda s: s.split(","), default=list(PROFILES))
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per run")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench-results.json")
+    parser.add_argument("--chart", type=Path, default=ROOT / "bench-results.png")
+    parser.add_argument("--upstream-port", type=int, default=18_900)
+    parser.add_argument("--backend-port", type=int, default=18_901)
+    args = parser.parse_args()
+    args.levels = args.levels or [1, 50, 200, 500]
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setaffinity(0, {CLIENT_CPU})
+    upstream = f"http://127.0.0.1:{args.upstream_port}"
+    backend = f"http://127.0.0.1:{args.backend_port}"
+    upstream_command = [sys.executable, "-m", "loadtests.fake_upstream"]
+    upstream_command += ["--port", str(args.upstream_port)]
+    with (
+        process(upstream_command, env={}, cpu=CLIENT_CPU, ready=f"{upstream}/_fake/stats"),
+        process(
+            backend_command(),
+            env=backend_environment(upstream, args.backend_port),
+            cpu=BACKEND_CPU,
+            ready=f"{backend}/health/ready",
+        ) as pid,
+    ):
+        use_uvloop()
+        runs = asyncio.run(run_all(args, upstream, backend, pid))
+    results = report(runs)
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    results["profiles"] = PROFILES
+    results["duration_per_run_s"] = args.duration
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    chart(results, args.chart)
+    print(json.dumps(results["comparison"], indent=2))
+    print(f"wrote {args.output} and {args.chart}")
+
+
+def use_uvloop() -> None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+
+
+if __name__ == "__main__":
+    main()
