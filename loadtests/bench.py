@@ -42,6 +42,7 @@ PROFILES: dict[str, dict[str, float]] = {
 }
 BODY = {"messages": [{"role": "user", "content": "Tell me a story about a fox."}]}
 UPSTREAM_BODY = {"model": "fake-model", "stream": True, "stream_options": {"include_usage": True}}
+MAX_STREAMS = 512  # the setting's default
 BACKEND_CPU = 0
 CLIENT_CPU = 1
 
@@ -162,6 +163,7 @@ def backend_environment(upstream: str, port: int) -> dict[str, str]:
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "LOG_LEVEL": "WARNING",
+        "CHAT_MAX_STREAMS": str(MAX_STREAMS),
     }
 
 
@@ -373,6 +375,52 @@ async def run_all(args: argparse.Namespace, upstream: str, backend: str, pid: in
     return runs
 
 
+async def measure_overload(upstream: str, backend: str, limit: int, extra: int) -> dict[str, Any]:
+    """Fill every stream slot of the worker, then time the refusals of ``extra`` more requests.
+
+    The held streams are paced at 20 tokens/s each, so the worker is busy while it refuses.
+    """
+    held = asyncio.Event()
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await session.put(f"{upstream}/_fake/defaults", json={"itl": 0.05, "tokens": 400})
+
+        async def hold() -> None:
+            async with session.post(f"{backend}/chat/stream", json=BODY) as response:
+                await response.content.readline()
+                await held.wait()
+
+        holders = [asyncio.create_task(hold()) for _ in range(limit)]
+        while (await (await session.get(f"{upstream}/_fake/stats")).json())["in_flight"] < limit:
+            await asyncio.sleep(0.05)
+
+        async def refused() -> tuple[int, float, str | None]:
+            started = time.monotonic()
+            async with session.post(f"{backend}/chat/stream", json=BODY) as response:
+                await response.read()
+                return (
+                    response.status,
+                    time.monotonic() - started,
+                    response.headers.get("Retry-After"),
+                )
+
+        # One at a time: the latency of a refusal while the worker carries ``limit`` streams.
+        answers = [await refused() for _ in range(extra)]
+        held.set()
+        for holder in holders:
+            holder.cancel()
+        await asyncio.gather(*holders, return_exceptions=True)
+    seconds = [elapsed for status, elapsed, _ in answers if status == 503]
+    return {
+        "streams_held": limit,
+        "extra_requests": extra,
+        "answered_503": len(seconds),
+        "retry_after": sorted({value for _, _, value in answers if value}),
+        "refusal_p50_ms": _ms(_percentile(seconds, 50)),
+        "refusal_p99_ms": _ms(_percentile(seconds, 99)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")])
@@ -401,7 +449,10 @@ def main() -> None:
     ):
         use_uvloop()
         runs = asyncio.run(run_all(args, upstream, backend, pid))
+        overload = asyncio.run(measure_overload(upstream, backend, MAX_STREAMS, extra=100))
+        print(f"overload: {overload}", flush=True)
     results = report(runs)
+    results["overload"] = overload
     results["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
