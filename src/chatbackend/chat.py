@@ -28,7 +28,6 @@ from chatbackend.providers.base import (
 )
 from chatbackend.settings import Settings
 
-
 # Seconds a refused client should wait: about one short answer's time.
 _OVERLOADED_RETRY_AFTER = 1.0
 
