@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
+from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
@@ -19,15 +20,31 @@ from chatbackend import errors
 from chatbackend.chat import ChatService
 from chatbackend.dependencies import State
 from chatbackend.limits import BodySizeLimit
+from chatbackend.observed import ObservedProvider
 from chatbackend.protocol import error_body
 from chatbackend.providers import build_provider
+from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger, note_error
 from chatbackend.routes import router
 from chatbackend.settings import Settings, load_settings
+from chatbackend.telemetry import start_telemetry
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
+    from chatbackend.telemetry.setup import Telemetry
+
 logger = logging.getLogger("chatbackend")
+
+# FastAPI's own OpenTelemetry support stays off, whatever the environment says: telemetry is set
+# up once, from settings, in ``chatbackend.telemetry``; a second server span per request would
+# double the cost, and FastAPI's validation-error logs could carry request bodies (prompts).
+FASTAPI_NATIVE_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
 
 
 def create_app(
@@ -35,31 +52,43 @@ def create_app(
     *,
     transport: httpx2.AsyncBaseTransport | None = None,
     credential: AsyncTokenCredential | None = None,
+    telemetry: Telemetry | None = None,
 ) -> FastAPI:
     """Build the app. ``transport`` and ``credential`` replace the upstream HTTP transport and
-    the Azure credential (tests); everything else comes from ``settings`` or the environment."""
+    the Azure credential, ``telemetry`` the exporters (tests); everything else comes from
+    ``settings`` or the environment. Telemetry built here is shut down with the app."""
     settings = settings or load_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s:     %(name)s %(message)s")
+    configure_request_logger()
+    owned_telemetry = None if telemetry is not None else start_telemetry(settings)
+    telemetry = telemetry or owned_telemetry
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
-        provider = await build_provider(settings, transport=transport, credential=credential)
+        built = await build_provider(settings, transport=transport, credential=credential)
         logger.info(
-            "serving provider=%s model=%s auth=%s",
-            provider.name,
-            provider.model,
-            provider.auth_mode,
+            "serving provider=%s model=%s auth=%s telemetry=%s",
+            built.name,
+            built.model,
+            built.auth_mode,
+            ",".join(sorted(settings.telemetry_exporters)) or "off",
+        )
+        provider = (
+            telemetry.observe(built, settings) if telemetry is not None else ObservedProvider(built)
         )
         try:
             yield {"settings": settings, "service": ChatService(provider, settings)}
         finally:
             await provider.aclose()
+            if owned_telemetry is not None:
+                owned_telemetry.shutdown()
 
     app = FastAPI(
         title="chatbackend",
         summary="A chat backend speaking the Microsoft AI Chat Protocol.",
         version="0.1.0",
         lifespan=lifespan,
+        telemetry=FASTAPI_NATIVE_TELEMETRY,
     )
     app.include_router(router)
     _add_error_handlers(app)
@@ -69,9 +98,21 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "Accept"],
+            allow_headers=["Content-Type", "Accept", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
         )
+    app.add_middleware(RequestLog, trace_id=_trace_id_source(telemetry))
+    if telemetry is not None:
+        telemetry.instrument(app)
     return app
+
+
+def _trace_id_source(telemetry: Telemetry | None) -> TraceIdSource | None:
+    if telemetry is None:
+        return None
+    from chatbackend.telemetry.setup import current_trace_id
+
+    return current_trace_id
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -84,6 +125,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 def error_response(exc: errors.ChatError) -> JSONResponse:
     """The protocol error for ``exc``, with ``Retry-After`` when the upstream asked for a wait."""
+    note_error(exc.code)
     headers = {}
     if exc.retry_after is not None and exc.status in (429, 503):
         headers["Retry-After"] = str(max(1, round(exc.retry_after + 0.499)))

@@ -18,6 +18,7 @@ from pydantic import JsonValue
 from chatbackend import errors
 from chatbackend.aio import aclose
 from chatbackend.protocol import error_body
+from chatbackend.requestlog import note_error
 from chatbackend.providers.base import Delta, Finish, TextDelta
 
 logger = logging.getLogger(__name__)
@@ -52,10 +53,12 @@ async def protocol_events(
                 yield {"delta": {}, "context": finish_context(delta), "sessionState": session_state}
     except errors.ChatError as exc:
         logger.warning("stream ended by %s after the first byte", exc.code)
+        note_error(exc.code)
         yield error_body(exc.code, exc.message)
     except Exception:
         logger.exception("stream failed after the first byte")
         failure = errors.ChatError()
+        note_error(failure.code)
         yield error_body(failure.code, failure.message)
     finally:
         await aclose(iterator)
@@ -89,6 +92,7 @@ async def opened_events(
     try:
         deltas = await opening
     except errors.ChatError as exc:
+        note_error(exc.code)
         yield error_body(exc.code, exc.message)
         return
     async for event in protocol_events(deltas, session_state):

@@ -11,6 +11,7 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatbackend.protocol import error_body
+from chatbackend.requestlog import note_error
 
 
 class _TooLarge(Exception):
@@ -63,6 +64,7 @@ class BodySizeLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
+        note_error("body_too_large")
         message = f"The request body is larger than the limit of {self.max_bytes} bytes."
         body = json.dumps(error_body("body_too_large", message)).encode()
         headers = [

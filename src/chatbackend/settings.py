@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ProviderName = Literal["azure", "openai", "github", "compatible", "local"]
+TelemetryExporter = Literal["otlp", "azure_monitor", "console", "prometheus"]
 
 GITHUB_MODELS_BASE_URL = "https://models.github.ai/inference"
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer clearly and concisely."
@@ -78,6 +79,17 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
     log_level: str = "INFO"
 
+    # Telemetry is on when at least one exporter is configured (see ``telemetry_exporters``).
+    otel_service_name: str = "chatbackend"
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    # Off by default, unlike the SDK's "trace_based": exemplars cost CPU on every measurement.
+    otel_metrics_exemplar_filter: Literal["always_off", "always_on", "trace_based"] = "always_off"
+    applicationinsights_connection_string: SecretStr | None = None
+    telemetry_console: bool = False
+    metrics_prometheus: bool = False
+    telemetry_capture_content: bool = False
+
     @model_validator(mode="before")
     @classmethod
     def _split_cors_origins(cls, data: object) -> object:
@@ -107,6 +119,17 @@ class Settings(BaseSettings):
         if provider == "local" and self.local_model_path and not self.local_model_path.is_file():
             raise ValueError(f"LOCAL_MODEL_PATH does not name a file: {self.local_model_path}")
         return self
+
+    @property
+    def telemetry_exporters(self) -> frozenset[TelemetryExporter]:
+        """Where traces and metrics go; empty means telemetry is off and no SDK is loaded."""
+        configured: dict[TelemetryExporter, object] = {
+            "otlp": self.otel_exporter_otlp_endpoint,
+            "azure_monitor": self.applicationinsights_connection_string,
+            "console": self.telemetry_console,
+            "prometheus": self.metrics_prometheus,
+        }
+        return frozenset(name for name, value in configured.items() if value)
 
     @property
     def provider(self) -> ProviderName:
