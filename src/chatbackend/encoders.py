@@ -18,8 +18,8 @@ from pydantic import JsonValue
 from chatbackend import errors
 from chatbackend.aio import aclose
 from chatbackend.protocol import error_body
-from chatbackend.requestlog import note_error
 from chatbackend.providers.base import Delta, Finish, TextDelta
+from chatbackend.requestlog import note_error
 
 logger = logging.getLogger(__name__)
 
