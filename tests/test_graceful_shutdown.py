@@ -100,7 +100,9 @@ def refuses_connections(port: int, within: float) -> bool:
     while time.monotonic() < deadline:
         try:
             get_status(port, "/health/live")
-        except ConnectionRefusedError:
+        # Refused, or reset: a connect that raced the listener's close sits in a backlog that
+        # the kernel then resets. Either way nobody serves it.
+        except (ConnectionRefusedError, ConnectionResetError, http.client.RemoteDisconnected):
             return True
         time.sleep(0.05)
     return False
