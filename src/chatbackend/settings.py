@@ -6,6 +6,7 @@ the parts that are needed to the lifespan and the dependencies.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -18,6 +19,12 @@ TelemetryExporter = Literal["otlp", "azure_monitor", "console", "prometheus"]
 
 GITHUB_MODELS_BASE_URL = "https://models.github.ai/inference"
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer clearly and concisely."
+# The production image leaves the embedded model out (it serves cloud providers only).
+NO_EMBEDDED_MODEL = (
+    "CHAT_PROVIDER=local (the default when no provider is configured) needs the embedded model, "
+    "which is not installed: configure a provider (e.g. AZURE_OPENAI_ENDPOINT and "
+    "AZURE_OPENAI_DEPLOYMENT) or pip install 'chatbackend[local]'"
+)
 
 
 class SettingsError(ValueError):
@@ -107,6 +114,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name.upper()} is required when CHAT_PROVIDER={provider}")
         if self.chat_first_token_timeout > self.chat_response_timeout:
             raise ValueError("CHAT_FIRST_TOKEN_TIMEOUT must not exceed CHAT_RESPONSE_TIMEOUT")
+        if provider == "local" and importlib.util.find_spec("llama_cpp") is None:
+            raise ValueError(NO_EMBEDDED_MODEL)
         if provider == "local" and self.local_model_path and not self.local_model_path.is_file():
             raise ValueError(f"LOCAL_MODEL_PATH does not name a file: {self.local_model_path}")
         return self
