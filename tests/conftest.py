@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from chatbackend.app import create_app
 from chatbackend.settings import Settings, load_settings
+from loadtests.fake_upstream import FakeUpstream
 from tests.upstream import Upstream
 
 OPENAI_KEY = "sk-proj-test-SECRET-0123456789abcdef"
@@ -63,3 +64,10 @@ def client_for() -> ClientFactory:
             yield client
 
     return make
+
+
+@pytest.fixture
+def fake_upstream() -> Iterator[FakeUpstream]:
+    """The real fake upstream server (``loadtests/fake_upstream.py``) on 127.0.0.1, per test."""
+    with FakeUpstream.running_in_thread() as server:
+        yield server

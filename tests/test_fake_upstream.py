@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import aiohttp
 import httpx2
@@ -20,9 +19,9 @@ MESSAGES = [{"role": "user", "content": "Say something long please"}]
 
 
 @pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream.running_in_thread(tokens=6) as server:
-        yield server
+def upstream(fake_upstream: FakeUpstream) -> FakeUpstream:
+    fake_upstream.configure(tokens=6)
+    return fake_upstream
 
 
 def sdk(upstream: FakeUpstream, **kwargs: object) -> openai.OpenAI:

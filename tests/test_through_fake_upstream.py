@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -25,9 +24,9 @@ REQUEST: dict[str, Any] = {"messages": [{"role": "user", "content": "Tell me a s
 
 
 @pytest.fixture
-def upstream() -> Iterator[FakeUpstream]:
-    with FakeUpstream.running_in_thread(tokens=5) as server:
-        yield server
+def upstream(fake_upstream: FakeUpstream) -> FakeUpstream:
+    fake_upstream.configure(tokens=5)
+    return fake_upstream
 
 
 def backend(upstream: FakeUpstream, **overrides: Any) -> Any:
