@@ -43,6 +43,10 @@ PROFILES: dict[str, dict[str, float]] = {
 BODY = {"messages": [{"role": "user", "content": "Tell me a story about a fox."}]}
 UPSTREAM_BODY = {"model": "fake-model", "stream": True, "stream_options": {"include_usage": True}}
 MAX_STREAMS = 512  # the setting's default
+# Closed-loop users start spread over the ramp; streams that start within the warm-up are not
+# counted (their time to first token would measure connection set-up and the ramp itself).
+RAMP_SECONDS = 1.5
+WARMUP_SECONDS = 2.0
 BACKEND_CPU = 0
 CLIENT_CPU = 1
 
@@ -183,24 +187,34 @@ def worker_process(pid: int) -> psutil.Process:
 async def drive(url: str, payload: dict[str, Any], run: Run, duration: float, *, sse: bool) -> None:
     """Closed-loop users: each starts a stream as soon as its previous one ends, until
     ``duration`` has passed; then the streams still open finish."""
-    deadline = time.monotonic() + duration
+    warmup = WARMUP_SECONDS if run.concurrency > 1 else 0.0
+    started = time.monotonic()
+    measured_from, deadline = started + warmup, started + warmup + duration
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def user() -> None:
-            await asyncio.sleep(random.random() * 0.5 if run.concurrency > 1 else 0)
-            while time.monotonic() < deadline:
-                await one_stream(session, url, payload, run, sse=sse)
+            # Users arrive spread over the ramp, not all in the same millisecond.
+            await asyncio.sleep(random.random() * RAMP_SECONDS if run.concurrency > 1 else 0)
+            while (now := time.monotonic()) < deadline:
+                await one_stream(session, url, payload, run, sse=sse, record=now >= measured_from)
 
-        started = time.monotonic()
         await asyncio.gather(*(user() for _ in range(run.concurrency)))
         run.seconds = time.monotonic() - started
 
 
 async def one_stream(
-    session: aiohttp.ClientSession, url: str, payload: dict[str, Any], run: Run, *, sse: bool
+    session: aiohttp.ClientSession,
+    url: str,
+    payload: dict[str, Any],
+    run: Run,
+    *,
+    sse: bool,
+    record: bool = True,
 ) -> None:
+    """One answer; its time to first token and gaps count when ``record`` (after the warm-up)."""
+    # The first content: SSE's role chunk carries an empty ``"content":""``, which is no token.
     marker = b'"content":"' if sse else b'"content"'
     sent = time.monotonic()
     last: float | None = None
@@ -211,18 +225,20 @@ async def one_stream(
                 run.errors[_error_code(response.status, body)] += 1
                 return
             async for line in response.content:
-                if marker not in line:
+                if marker not in line or b'"content":""' in line:
                     if b'"error"' in line:
                         run.errors[_error_code(200, line)] += 1
                         return
                     continue
                 now = time.monotonic()
-                if last is None:
+                if not record:
+                    pass
+                elif last is None:
                     run.ttft.append(now - sent)
                 else:
                     run.gaps.append(now - last)
                 last = now
-        run.streams += 1
+        run.streams += record
     except (TimeoutError, aiohttp.ClientError) as exc:
         run.errors[type(exc).__name__] += 1
 

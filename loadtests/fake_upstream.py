@@ -332,19 +332,19 @@ class FakeUpstream:
         try:
             await response.prepare(request)
             await asyncio.sleep(knobs.ttft)
-            # Each write waits for the previous one; the last goes out with the end of the
-            # body, so a client that stops reading at ``[DONE]`` can still reuse the connection.
-            last = b""
             async for data, is_content in _paced(chunks, knobs):
                 if data is _CUT:
-                    await response.write(last)
                     _cut(request)
                     return response
-                if last:
-                    await response.write(last)
-                last = data
+                if data == _DONE:
+                    # With the end of the body, so a client that stops reading at ``[DONE]``
+                    # finds the body complete and can reuse the connection.
+                    await response.write_eof(data)
+                    break
+                await response.write(data)
                 sent += is_content
-            await response.write_eof(last)
+            else:
+                await response.write_eof()
             finished = True
             stats.completed += 1
         finally:
@@ -357,6 +357,7 @@ class FakeUpstream:
 
 
 _CUT = b""
+_DONE = b"data: [DONE]\n\n"
 
 
 async def _paced(
@@ -422,7 +423,7 @@ def _sse_chunks(
     if include_usage:
         usage = _usage(prompt_tokens, tokens)
         yield _event({**base, "choices": [], "usage": usage}), False
-    yield b"data: [DONE]\n\n", False
+    yield _DONE, False
 
 
 def _split(template: bytes, marker: str) -> tuple[bytes, bytes]:

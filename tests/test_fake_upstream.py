@@ -226,3 +226,17 @@ def test_holds_a_thousand_concurrent_streams() -> None:
     assert all(body.endswith(b"data: [DONE]\n\n") for body in bodies)
     assert stats["completed"] == streams
     assert stats["max_in_flight"] == streams
+
+
+def test_each_chunk_is_sent_when_it_is_produced(upstream: FakeUpstream) -> None:
+    """Not held back until the next one is ready: the first token arrives after ``ttft``."""
+    body = {"model": "m", "messages": MESSAGES, "stream": True}
+    headers = {"X-Fake-Upstream": "ttft=0;itl=0.5;tokens=3"}
+    started = time.monotonic()
+    with httpx2.stream(
+        "POST", f"{upstream.base_url}/chat/completions", json=body, headers=headers
+    ) as response:
+        for line in response.iter_lines():
+            if '"content":"The"' in line:
+                break
+    assert time.monotonic() - started < 0.4

@@ -28,13 +28,15 @@ AZURE_REQUIRED = {
     "AZURE_CLIENT_ID",
 }
 # Variables the app definition may set that are not Settings fields: read by gunicorn.conf.py
-# (PORT, HOST, WEB_CONCURRENCY, GRACEFUL_TIMEOUT) or by OpenTelemetry / Application Insights.
+# (PORT, HOST, WEB_CONCURRENCY, GRACEFUL_TIMEOUT, GC_THRESHOLD) or by OpenTelemetry /
+# Application Insights.
 STANDARD_VARIABLES = {
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "PORT",
     "HOST",
     "WEB_CONCURRENCY",
     "GRACEFUL_TIMEOUT",
+    "GC_THRESHOLD",
 }
 SECRET_LIKE = re.compile(r"key|secret|password|connectionstring|listkeys|token", re.IGNORECASE)
 
