@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -391,24 +391,59 @@ async def run_all(args: argparse.Namespace, upstream: str, backend: str, pid: in
     return runs
 
 
+@contextlib.asynccontextmanager
+async def streams_held(
+    session: aiohttp.ClientSession, upstream: str, backend: str, count: int
+) -> AsyncIterator[None]:
+    """``count`` answers open through the backend (paced at 20 tokens/s) for the block."""
+    held = asyncio.Event()
+    await session.put(f"{upstream}/_fake/defaults", json={"itl": 0.05, "tokens": 400})
+
+    async def hold() -> None:
+        async with session.post(f"{backend}/chat/stream", json=BODY) as response:
+            await response.content.readline()
+            await held.wait()
+
+    holders = [asyncio.create_task(hold()) for _ in range(count)]
+    try:
+        while (await (await session.get(f"{upstream}/_fake/stats")).json())["in_flight"] < count:
+            await asyncio.sleep(0.05)
+        yield
+    finally:
+        held.set()
+        for holder in holders:
+            holder.cancel()
+        await asyncio.gather(*holders, return_exceptions=True)
+
+
+async def measure_memory(
+    upstream: str, backend: str, worker: psutil.Process, streams: int
+) -> dict[str, Any]:
+    """RSS per open stream: the fresh worker after a warm-up, then with ``streams`` open."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        await session.put(f"{upstream}/_fake/defaults", json={"tokens": 20})
+        for _ in range(20):  # imports, caches and pools that the first requests fill
+            async with session.post(f"{backend}/chat/stream", json=BODY) as response:
+                await response.read()
+        await asyncio.sleep(0.5)
+        before = worker.memory_info().rss
+        async with streams_held(session, upstream, backend, streams):
+            await asyncio.sleep(1.0)
+            during = worker.memory_info().rss
+    return {
+        "streams_open": streams,
+        "rss_before_mib": round(before / 2**20, 1),
+        "rss_with_streams_open_mib": round(during / 2**20, 1),
+        "rss_per_open_stream_kb": round((during - before) / streams / 1024, 1),
+    }
+
+
 async def measure_overload(upstream: str, backend: str, limit: int, extra: int) -> dict[str, Any]:
     """Fill every stream slot of the worker, then time the refusals of ``extra`` more requests.
 
     The held streams are paced at 20 tokens/s each, so the worker is busy while it refuses.
     """
-    held = asyncio.Event()
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        await session.put(f"{upstream}/_fake/defaults", json={"itl": 0.05, "tokens": 400})
-
-        async def hold() -> None:
-            async with session.post(f"{backend}/chat/stream", json=BODY) as response:
-                await response.content.readline()
-                await held.wait()
-
-        holders = [asyncio.create_task(hold()) for _ in range(limit)]
-        while (await (await session.get(f"{upstream}/_fake/stats")).json())["in_flight"] < limit:
-            await asyncio.sleep(0.05)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 
         async def refused() -> tuple[int, float, str | None]:
             started = time.monotonic()
@@ -420,12 +455,9 @@ async def measure_overload(upstream: str, backend: str, limit: int, extra: int) 
                     response.headers.get("Retry-After"),
                 )
 
-        # One at a time: the latency of a refusal while the worker carries ``limit`` streams.
-        answers = [await refused() for _ in range(extra)]
-        held.set()
-        for holder in holders:
-            holder.cancel()
-        await asyncio.gather(*holders, return_exceptions=True)
+        async with streams_held(session, upstream, backend, limit):
+            # One at a time: the latency of a refusal while the worker carries ``limit`` streams.
+            answers = [await refused() for _ in range(extra)]
     seconds = [elapsed for status, elapsed, _ in answers if status == 503]
     return {
         "streams_held": limit,
@@ -576,6 +608,8 @@ def main() -> None:
         capacity = asyncio.run(measure_upstream_capacity(upstream, upstream_pid, 2000))
         print(f"upstream capacity: {capacity}", flush=True)
         with process(backend_command(), env=environment, cpu=BACKEND_CPU, ready=ready) as pid:
+            memory = asyncio.run(measure_memory(upstream, backend, worker_process(pid), 500))
+            print(f"memory: {memory}", flush=True)
             runs = asyncio.run(run_all(args, upstream, backend, pid))
             overload = asyncio.run(measure_overload(upstream, backend, MAX_STREAMS, extra=100))
             print(f"overload: {overload}", flush=True)
@@ -591,6 +625,7 @@ def main() -> None:
                     )
     results = report(runs)
     results["overload"] = overload
+    results["memory"] = memory
     results["upstream_capacity"] = capacity
     results["telemetry"] = telemetry_report(telemetry)
     results["machine"] = {

@@ -65,7 +65,7 @@ class OpenAIProvider:
         client) instead of one per token.
         """
         try:
-            upstream = await self._client.post(
+            stream = await self._client.post(
                 "/chat/completions",
                 body=self._parameters(request),
                 cast_to=object,
@@ -74,14 +74,18 @@ class OpenAIProvider:
             )
         except (openai.APIError, httpx2.HTTPError) as exc:
             raise to_chat_error(exc) from None
+        # Only the HTTP response is kept: the SDK's stream object (and its unstarted parser)
+        # would stay in memory for the whole answer.
+        response = stream.response
+        del stream
         try:
-            async for delta in _deltas(upstream.response, self.model):
+            async for delta in _deltas(response, self.model):
                 yield delta
         finally:
             # Shielded: on a client disconnect we are being cancelled, and the upstream must
             # still see its connection close.
             with anyio.CancelScope(shield=True):
-                await upstream.close()
+                await response.aclose()
 
     def _parameters(self, request: GenerationRequest) -> dict[str, Any]:
         options = request.options
