@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import socket
 import threading
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterator
@@ -531,12 +530,6 @@ async def _serve(upstream: FakeUpstream) -> None:
         await asyncio.Event().wait()
     finally:
         await upstream.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":
