@@ -182,4 +182,3 @@ def protocol_class(settings: Settings) -> type[LimitedHttpToolsProtocol]:
     """The protocol class for uvicorn's ``http=``, with the limits from ``settings``."""
     limits = HttpLimits.from_settings(settings)
     return type("HttpToolsProtocol", (LimitedHttpToolsProtocol,), {"limits": limits})
-

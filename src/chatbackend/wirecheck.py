@@ -63,7 +63,9 @@ def _first_problem(value: object) -> tuple[str, str] | None:
             if item not in _INT_RANGE:
                 return path, "is an integer outside the 64-bit range"
         elif isinstance(item, list):
-            pending.extend((v, f"{path}[{i}]", depth + 1) for i, v in reversed(list(enumerate(item))))
+            pending.extend(
+                (v, f"{path}[{i}]", depth + 1) for i, v in reversed(list(enumerate(item)))
+            )
         elif isinstance(item, dict):
             for key in reversed(list(item)):
                 if isinstance(key, str) and not key.isascii() and _has_surrogate(key):
