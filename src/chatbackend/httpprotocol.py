@@ -165,7 +165,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm()
         if not logged:
             log_refused(status, code)
-        body = json.dumps(error_body(code, message)).encode()
+        body = json.dumps(error_body(code, message), separators=(",", ":")).encode()
         head = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
