@@ -8,6 +8,7 @@ import sys
 import uvicorn
 
 from chatbackend.app import create_app
+from chatbackend.httpprotocol import protocol_class
 from chatbackend.settings import SettingsError, load_settings
 
 
@@ -21,7 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"chatbackend: {exc}", file=sys.stderr)  # noqa: T201 - the one line an operator reads
         return 2
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, timeout_graceful_shutdown=10)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        http=protocol_class(settings),
+        timeout_graceful_shutdown=10,
+    )
     return 0
 
 
