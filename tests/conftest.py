@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -30,10 +32,15 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
-    """One real PostgreSQL 18 server for the session (started on first use)."""
-    with running_postgres(tmp_path_factory.mktemp("postgres")) as server:
-        yield server
+def postgres() -> Iterator[Postgres]:
+    """One real PostgreSQL 18 server for the session (started on first use). Its directory is its
+    own, not pytest's numbered temp dirs, which a concurrent pytest run may prune."""
+    root = Path(tempfile.mkdtemp(prefix="chatbackend-pg-"))
+    try:
+        with running_postgres(root) as server:
+            yield server
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(params=DIALECTS)

@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect
 
 from chatbackend import errors
 from chatbackend.chat import ChatService
+from chatbackend.conversations.routes import router as conversations_router
 from chatbackend.dependencies import State
 from chatbackend.limits import BodySizeLimit
 from chatbackend.observed import ObservedProvider
@@ -104,13 +105,14 @@ def create_app(
         telemetry=FASTAPI_NATIVE_TELEMETRY,
     )
     app.include_router(router)
+    app.include_router(conversations_router)
     _add_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.chat_max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Content-Type", "Accept", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )

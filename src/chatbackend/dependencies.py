@@ -8,6 +8,8 @@ from fastapi import Depends, Request
 
 from chatbackend.access.caller import Caller, get_caller
 from chatbackend.chat import ChatService
+from chatbackend.conversations.repository import ConversationRepository
+from chatbackend.conversations.service import ConversationService
 from chatbackend.settings import Settings
 from chatbackend.store import Database
 
@@ -37,3 +39,10 @@ ServiceDep = Annotated[ChatService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_conversations(database: DatabaseDep) -> ConversationService:
+    return ConversationService(ConversationRepository(database))
+
+
+ConversationsDep = Annotated[ConversationService, Depends(get_conversations)]

@@ -112,3 +112,21 @@ class ContentFiltered(ChatError):
     status = 400
     code = "content_filter"
     message = "The request was blocked by the model provider's content filter."
+
+
+class NotFound(ChatError):
+    status = 404
+    code = "not_found"
+    message = "No such resource."
+
+
+class ConversationBusy(ChatError):
+    status = 409
+    code = "conversation_busy"
+    message = "The conversation's previous answer is still being written; retry when it is done."
+
+
+class ContextTooLong(ChatError):
+    status = 400
+    code = "context_too_long"
+    message = "The new message alone is longer than the model's context budget."
