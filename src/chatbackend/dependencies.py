@@ -8,8 +8,10 @@ from fastapi import Depends, Request
 
 from chatbackend.access.caller import Caller, get_caller
 from chatbackend.chat import ChatService
+from chatbackend.context.tokens import counter_for
 from chatbackend.conversations.repository import ConversationRepository
 from chatbackend.conversations.service import ConversationService
+from chatbackend.conversations.turns import ConversationChat
 from chatbackend.settings import Settings
 from chatbackend.store import Database
 
@@ -46,3 +48,11 @@ async def get_conversations(database: DatabaseDep) -> ConversationService:
 
 
 ConversationsDep = Annotated[ConversationService, Depends(get_conversations)]
+
+
+async def get_conversation_chat(database: DatabaseDep, service: ServiceDep) -> ConversationChat:
+    count = counter_for(service.provider)
+    return ConversationChat(ConversationRepository(database), service, count=count)
+
+
+ConversationChatDep = Annotated[ConversationChat, Depends(get_conversation_chat)]

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # Conversations: SQLite (default) or PostgreSQL; may hold a password, hence secret.
     database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
     database_pool_size: int = Field(default=10, ge=1)
+    # A conversation's history is cut to this many tokens minus the answer's max_tokens;
+    # unset: the embedded model's context (LOCAL_CONTEXT_TOKENS), else 16,000.
+    chat_context_tokens: int | None = Field(default=None, ge=256)
 
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = []
@@ -154,6 +157,12 @@ class Settings(BaseSettings):
             "prometheus": self.metrics_prometheus,
         }
         return frozenset(name for name, value in configured.items() if value)
+
+    @property
+    def context_tokens(self) -> int:
+        if self.chat_context_tokens is not None:
+            return self.chat_context_tokens
+        return self.local_context_tokens if self.provider == "local" else 16_000
 
     @property
     def provider(self) -> ProviderName:

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import JsonValue
 
-from chatbackend.protocol import Usage
+from chatbackend.providers.base import Usage
 
 StoredRole = Literal["user", "assistant"]
 

@@ -27,7 +27,7 @@ from chatbackend.conversations.domain import (
     StoredRole,
     Turn,
 )
-from chatbackend.protocol import Usage
+from chatbackend.providers.base import Usage
 from chatbackend.store import Database
 from chatbackend.store.models import ConversationRow, MessageRow
 from chatbackend.store.types import utcnow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from chatbackend.conversations.domain import Changes
 from chatbackend.conversations.wire import (
@@ -15,8 +15,10 @@ from chatbackend.conversations.wire import (
     ConversationPatch,
     MessageOut,
 )
-from chatbackend.dependencies import CallerDep, ConversationsDep
-from chatbackend.protocol import ErrorResponse
+from chatbackend.dependencies import CallerDep, ConversationChatDep, ConversationsDep, SettingsDep
+from chatbackend.protocol import ChatRequest, ChatResponse, ErrorResponse
+from chatbackend.routes.openapi import CHAT_ERRORS, STREAM_RESPONSES
+from chatbackend.streaming import complete_answer, stream_answer
 
 Errors = dict[int | str, dict[str, Any]]
 
@@ -34,6 +36,15 @@ BY_ID = _errors(
     "(not_found)",
     s422="The body failed validation (invalid_request)",
 )
+
+TURN = {
+    **_errors(
+        s400="Invalid JSON, refused, or the new message alone exceeds the context budget "
+        "(context_too_long)",
+        s404="No conversation with this id for this caller (not_found)",
+        s409="The conversation's previous answer is still streaming (conversation_busy)",
+    ),
+}
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 
@@ -97,3 +108,35 @@ async def delete_conversation(
     """Delete the conversation and its messages; its id is then unknown everywhere."""
     await conversations.delete(caller, conversation_id)
     return Response(status_code=204)
+
+
+@router.post("/{conversation_id}/chat", responses={**CHAT_ERRORS, **TURN})
+async def conversation_chat(
+    conversation_id: str,
+    body: ChatRequest,
+    caller: CallerDep,
+    turns: ConversationChatDep,
+    request: Request,
+) -> ChatResponse:
+    """A new turn (one user message) answered with one JSON object; the answer is stored."""
+    answer = await turns.start(caller, conversation_id, body)
+    return await complete_answer(request, answer, session_state=body.sessionState)
+
+
+@router.post(
+    "/{conversation_id}/chat/stream",
+    response_class=Response,
+    responses={**STREAM_RESPONSES, **TURN},
+)
+async def conversation_chat_stream(
+    conversation_id: str,
+    body: ChatRequest,
+    caller: CallerDep,
+    turns: ConversationChatDep,
+    settings: SettingsDep,
+    request: Request,
+) -> Response:
+    """A new turn streamed as NDJSON or SSE; the final line's context has ``conversation_id``
+    and ``message_id``, and the answer is stored when it ends."""
+    answer = await turns.start(caller, conversation_id, body)
+    return stream_answer(request, answer, session_state=body.sessionState, settings=settings)

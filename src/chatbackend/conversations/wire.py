@@ -79,7 +79,7 @@ class MessageOut(BaseModel):
             content=message.content,
             created_at=message.created_at,
             finish_reason=message.finish_reason,
-            usage=message.usage,
+            usage=Usage(**message.usage.as_dict()) if message.usage else None,
             model=message.model,
         )
 
