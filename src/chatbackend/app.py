@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect
 
 from chatbackend import errors
 from chatbackend.chat import ChatService
+from chatbackend.conversations.routes import router as conversations_router
 from chatbackend.dependencies import State
 from chatbackend.gctune import tune_garbage_collector
 from chatbackend.limits import BodySizeLimit
@@ -25,6 +26,7 @@ from chatbackend.providers import build_provider
 from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger, note_error
 from chatbackend.routes import router
 from chatbackend.settings import Settings, load_settings
+from chatbackend.store import open_database
 from chatbackend.streaming import error_response
 from chatbackend.telemetry import start_telemetry
 from chatbackend.wirecheck import shown_key
@@ -68,6 +70,13 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         provider = await build_provider(settings, transport=transport, credential=credential)
         try:
+            database = await open_database(
+                settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
+            )
+        except BaseException:
+            await provider.aclose()
+            raise
+        try:
             logger.info(
                 "serving provider=%s model=%s auth=%s telemetry=%s",
                 provider.name,
@@ -78,8 +87,9 @@ def create_app(
             tracer = telemetry.tracer(provider, settings) if telemetry is not None else None
             service = ChatService(provider, settings, tracer=tracer)
             tune_garbage_collector(settings.gc_threshold)
-            yield {"settings": settings, "service": service}
+            yield {"settings": settings, "service": service, "database": database}
         finally:
+            await database.aclose()
             await provider.aclose()
             if owned_telemetry is not None:
                 owned_telemetry.shutdown()
@@ -92,13 +102,14 @@ def create_app(
         telemetry=FASTAPI_NATIVE_TELEMETRY,
     )
     app.include_router(router)
+    app.include_router(conversations_router)
     _add_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.chat_max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Content-Type", "Accept", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )

@@ -6,8 +6,14 @@ from typing import Annotated, TypedDict, cast
 
 from fastapi import Depends, Request
 
+from chatbackend.access.caller import Caller, get_caller
 from chatbackend.chat import ChatService
+from chatbackend.context.tokens import counter_for
+from chatbackend.conversations.repository import ConversationRepository
+from chatbackend.conversations.service import ConversationService
+from chatbackend.conversations.turns import ConversationChat
 from chatbackend.settings import Settings
+from chatbackend.store import Database
 
 
 class State(TypedDict):
@@ -15,6 +21,7 @@ class State(TypedDict):
 
     settings: Settings
     service: ChatService
+    database: Database
 
 
 async def get_service(request: Request) -> ChatService:
@@ -26,5 +33,26 @@ async def get_settings(request: Request) -> Settings:
     return cast(Settings, request.state.settings)
 
 
+async def get_database(request: Request) -> Database:
+    return cast(Database, request.state.database)
+
+
 ServiceDep = Annotated[ChatService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_conversations(database: DatabaseDep) -> ConversationService:
+    return ConversationService(ConversationRepository(database))
+
+
+ConversationsDep = Annotated[ConversationService, Depends(get_conversations)]
+
+
+async def get_conversation_chat(database: DatabaseDep, service: ServiceDep) -> ConversationChat:
+    count = counter_for(service.provider)
+    return ConversationChat(ConversationRepository(database), service, count=count)
+
+
+ConversationChatDep = Annotated[ConversationChat, Depends(get_conversation_chat)]

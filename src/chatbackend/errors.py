@@ -141,3 +141,21 @@ class NotReady(ChatError):
     status = 503
     code = "not_ready"
     message = "The model provider is not ready."
+
+
+class NotFound(ChatError):
+    status = 404
+    code = "not_found"
+    message = "No such resource."
+
+
+class ConversationBusy(ChatError):
+    status = 409
+    code = "conversation_busy"
+    message = "The conversation's previous answer is still being written; retry when it is done."
+
+
+class ContextTooLong(ChatError):
+    status = 400
+    code = "context_too_long"
+    message = "The new message alone is longer than the model's context budget."
