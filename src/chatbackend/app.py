@@ -17,6 +17,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from chatbackend import errors
+from chatbackend.access.middleware import AccessControl
+from chatbackend.access.service import build_access
 from chatbackend.chat import ChatService
 from chatbackend.dependencies import State
 from chatbackend.limits import BodySizeLimit
@@ -76,9 +78,15 @@ def create_app(
         provider = (
             telemetry.observe(built, settings) if telemetry is not None else ObservedProvider(built)
         )
+        access = build_access(settings)
         try:
-            yield {"settings": settings, "service": ChatService(provider, settings)}
+            yield {
+                "settings": settings,
+                "service": ChatService(provider, settings),
+                "access": access,
+            }
         finally:
+            await access.aclose()
             await provider.aclose()
             if owned_telemetry is not None:
                 owned_telemetry.shutdown()
@@ -89,10 +97,14 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         telemetry=FASTAPI_NATIVE_TELEMETRY,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.include_router(router)
     _add_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.chat_max_body_bytes)
+    app.add_middleware(AccessControl, open_paths=_open_paths(settings))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -109,6 +121,12 @@ def create_app(
     if telemetry is not None:
         telemetry.instrument(app)
     return app
+
+
+def _open_paths(settings: Settings) -> frozenset[str]:
+    """Paths served without a key: health, and the API docs when they are enabled."""
+    docs = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+    return frozenset(("/health/live", "/health/ready", *(docs if settings.docs_enabled else ())))
 
 
 def _trace_id_source(telemetry: Telemetry | None) -> TraceIdSource | None:

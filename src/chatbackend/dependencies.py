@@ -6,6 +6,7 @@ from typing import Annotated, TypedDict, cast
 
 from fastapi import Depends, Request
 
+from chatbackend.access.service import Access
 from chatbackend.chat import ChatService
 from chatbackend.settings import Settings
 
@@ -15,6 +16,7 @@ class State(TypedDict):
 
     settings: Settings
     service: ChatService
+    access: Access
 
 
 async def get_service(request: Request) -> ChatService:

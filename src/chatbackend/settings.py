@@ -90,6 +90,17 @@ class Settings(BaseSettings):
     metrics_prometheus: bool = False
     telemetry_capture_content: bool = False
 
+    # Access control (chatbackend.access): who may call, and how much.
+    auth_mode: Literal["none", "api-key"] = "none"
+    docs_enabled: bool = True
+    rate_limit_requests_per_minute: int | None = Field(default=None, ge=1)
+    rate_limit_tokens_per_minute: int | None = Field(default=None, ge=1)
+    # When Redis cannot be reached: admit with a logged warning, or refuse with 503.
+    rate_limit_on_storage_error: Literal["open", "closed"] = "open"
+    # redis://, rediss:// or unix:// (may carry a password, hence secret); unset: in memory.
+    redis_url: SecretStr | None = None
+    redis_timeout_seconds: float = Field(default=0.5, gt=0)
+
     @model_validator(mode="before")
     @classmethod
     def _split_cors_origins(cls, data: object) -> object:
