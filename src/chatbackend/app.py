@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect
 
 from chatbackend import errors
 from chatbackend.access.middleware import AccessControl
+from chatbackend.access.ratelimit import RATE_LIMIT_HEADERS
 from chatbackend.access.service import build_access
 from chatbackend.chat import ChatService
 from chatbackend.dependencies import State
@@ -110,8 +111,8 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "Accept", "X-Request-ID"],
-            expose_headers=["X-Request-ID"],
+            allow_headers=["Content-Type", "Accept", "X-Request-ID", "Authorization", "api-key"],
+            expose_headers=["X-Request-ID", "Retry-After", *RATE_LIMIT_HEADERS],
         )
     app.add_middleware(
         RequestLog,

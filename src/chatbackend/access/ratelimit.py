@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("chatbackend.access")
 
 OnStorageError = Literal["open", "closed"]
+RATE_LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
 # How often, at most, a failing store is reported while requests are let through.
 _WARNING_INTERVAL_SECONDS = 30.0
 

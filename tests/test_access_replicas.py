@@ -1,0 +1,43 @@
+"""Two server processes on one Redis: a caller's limits hold across both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx2
+import pytest
+
+from loadtests.fake_upstream import FakeUpstream
+from tests.processes import server_processes
+
+REQUEST = {"messages": [{"role": "user", "content": "Hi"}]}
+LIMIT = 10
+
+
+def replica_env(upstream: FakeUpstream, redis_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "CHAT_PROVIDER": "compatible",
+        "CHAT_BASE_URL": upstream.base_url,
+        "CHAT_MODEL": "fake-model",
+        "REDIS_URL": redis_url,
+        **extra,
+    }
+
+
+@pytest.fixture
+def two_replicas(fake_upstream: FakeUpstream, redis_url: str) -> Iterator[list[str]]:
+    env = replica_env(fake_upstream, redis_url, RATE_LIMIT_REQUESTS_PER_MINUTE=str(LIMIT))
+    with server_processes(env, 2) as urls:
+        yield urls
+
+
+def test_the_request_limit_holds_across_two_processes(two_replicas: list[str]) -> None:
+    def call(index: int) -> int:
+        url = two_replicas[index % 2]
+        return httpx2.post(f"{url}/chat", json=REQUEST, timeout=30).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(call, range(3 * LIMIT)))
+    assert statuses.count(200) == LIMIT
+    assert statuses.count(429) == 2 * LIMIT
