@@ -1,1 +1,1 @@
-"""Who may call and how much: API keys, per-caller rate limits, the access middleware."""
+"""Who is calling: the caller identity handlers and repositories scope their data by."""

@@ -1,25 +1,24 @@
-"""The caller a request is served for, as the access middleware found it."""
+"""The caller of a request. The API-key middleware puts a ``Caller`` in the ASGI scope under
+``chatbackend.caller``; without it (keys off) every request is the anonymous caller, whose data
+is the rows with no owner."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.types import Scope
+from starlette.requests import Request
 
 SCOPE_KEY = "chatbackend.caller"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Caller:
-    """``key_id`` is the API key's id; ``None`` when authentication is off (``AUTH_MODE=none``)."""
-
-    key_id: str | None = None
+    key_id: str | None
 
 
-ANONYMOUS = Caller()
+ANONYMOUS = Caller(None)
 
 
-def caller_of(scope: Scope) -> Caller:
-    """The caller the access middleware put in ``scope`` (anonymous when it put none)."""
-    caller = scope.get(SCOPE_KEY)
+async def get_caller(request: Request) -> Caller:
+    caller = request.scope.get(SCOPE_KEY)
     return caller if isinstance(caller, Caller) else ANONYMOUS
