@@ -18,14 +18,15 @@ from starlette.requests import ClientDisconnect
 
 from chatbackend import errors
 from chatbackend.access.middleware import AccessControl
-from chatbackend.access.ratelimit import RATE_LIMIT_HEADERS
+from chatbackend.access.ratelimit import RATE_LIMIT_HEADERS, LimitStore
 from chatbackend.access.service import build_access
 from chatbackend.chat import ChatService
 from chatbackend.dependencies import State
 from chatbackend.limits import BodySizeLimit
 from chatbackend.observed import ObservedProvider
 from chatbackend.protocol import error_body
-from chatbackend.providers import build_provider
+from chatbackend.providers import Provider, build_provider
+from chatbackend.providers.fallback import CoolDown, FallbackChain, ProviderHealth
 from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger, note_error
 from chatbackend.routes import router
 from chatbackend.settings import Settings, load_settings
@@ -68,7 +69,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
-        built = await build_provider(settings, transport=transport, credential=credential)
+        store = LimitStore.from_settings(settings)
+        health = ProviderHealth(store.storage, CoolDown.from_settings(settings))
+        built = await build_provider(
+            settings, transport=transport, credential=credential, health=health
+        )
         logger.info(
             "serving provider=%s model=%s auth=%s telemetry=%s",
             built.name,
@@ -76,10 +81,15 @@ def create_app(
             built.auth_mode,
             ",".join(sorted(settings.telemetry_exporters)) or "off",
         )
-        provider = (
-            telemetry.observe(built, settings) if telemetry is not None else ObservedProvider(built)
-        )
-        access = build_access(settings)
+
+        def observe(inner: Provider) -> Provider:
+            if telemetry is not None:
+                return telemetry.observe(inner, settings)
+            return ObservedProvider(inner)
+
+        # Each member of a fallback chain is observed on its own: its span names who served.
+        provider = built.observed(observe) if isinstance(built, FallbackChain) else observe(built)
+        access = build_access(settings, store)
         try:
             yield {
                 "settings": settings,

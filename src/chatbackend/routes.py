@@ -21,6 +21,7 @@ from chatbackend.protocol import (
     ErrorResponse,
     ResponseContext,
 )
+from chatbackend.providers.fallback import FallbackChain
 from chatbackend.streaming import ClosingStreamingResponse, unless_disconnected
 
 NDJSON = "application/x-ndjson"
@@ -147,4 +148,7 @@ async def ready(service: ServiceDep) -> Response:
             {"error": {"code": "not_ready", "message": f"provider {provider.name} is not ready"}},
             status_code=503,
         )
-    return JSONResponse({"status": "ready", "provider": provider.name, "model": provider.model})
+    body: dict[str, Any] = {"status": "ready", "provider": provider.name, "model": provider.model}
+    if isinstance(provider, FallbackChain):
+        body["providers"] = await provider.states()
+    return JSONResponse(body)

@@ -22,6 +22,7 @@ from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 
 from chatbackend import errors
+from chatbackend.settings import Settings
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -159,6 +160,14 @@ class LimitStore:
     def __init__(self, storage: Storage, client: Redis | None = None) -> None:
         self.storage = storage
         self.client = client
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LimitStore:
+        """Redis when ``REDIS_URL`` is set, else this process's memory."""
+        if settings.redis_url is None:
+            return cls.in_memory()
+        url = settings.redis_url.get_secret_value()
+        return cls.redis(url, timeout=settings.redis_timeout_seconds)
 
     @classmethod
     def in_memory(cls) -> LimitStore:

@@ -91,13 +91,11 @@ class RateLimitRefused(errors.CallerRateLimited):
         self.window = window
 
 
-def build_access(settings: Settings, *, keys: KeyChecker | None = None) -> Access:
-    """The limiter on the configured store; ``keys`` checks API keys (``AUTH_MODE=api-key``)."""
-    if settings.redis_url is not None:
-        url = settings.redis_url.get_secret_value()
-        store = LimitStore.redis(url, timeout=settings.redis_timeout_seconds)
-    else:
-        store = LimitStore.in_memory()
+def build_access(
+    settings: Settings, store: LimitStore, *, keys: KeyChecker | None = None
+) -> Access:
+    """The limiter on ``store`` (which it then owns); ``keys`` checks API keys
+    (``AUTH_MODE=api-key``)."""
     limiter = RateLimiter(store.storage, on_storage_error=settings.rate_limit_on_storage_error)
     defaults = Quota(
         requests_per_minute=settings.rate_limit_requests_per_minute,

@@ -9,8 +9,9 @@ import httpx2
 import openai
 
 from chatbackend.providers.base import AuthMode, Provider
+from chatbackend.providers.fallback import FallbackChain, ProviderHealth
 from chatbackend.providers.openai_family import ApiKey, CloseHook, OpenAIProvider
-from chatbackend.settings import Settings
+from chatbackend.settings import FallbackProvider, Settings
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -27,12 +28,62 @@ async def build_provider(
     *,
     transport: httpx2.AsyncBaseTransport | None = None,
     credential: AsyncTokenCredential | None = None,
+    health: ProviderHealth | None = None,
 ) -> Provider:
-    """Build the provider ``settings`` select.
+    """Build the provider ``settings`` select, behind a ``FallbackChain`` when
+    ``CHAT_FALLBACKS`` names further ones (``health`` keeps their cool-downs).
 
     ``transport`` replaces the HTTP transport (tests pass a ``MockTransport``); ``credential``
     replaces the Azure credential that keyless auth would otherwise create.
     """
+    primary = await _primary(settings, transport=transport, credential=credential)
+    if not settings.chat_fallbacks:
+        return primary
+    assert health is not None, "a fallback chain needs its health store"
+    fallbacks = [
+        _fallback(settings, spec, transport, credential) for spec in settings.chat_fallbacks
+    ]
+    return FallbackChain(
+        [primary, *fallbacks], health=health, first_delta_timeout=settings.chat_fallback_timeout
+    )
+
+
+def _fallback(
+    settings: Settings,
+    spec: FallbackProvider,
+    transport: httpx2.AsyncBaseTransport | None,
+    credential: AsyncTokenCredential | None,
+) -> Provider:
+    key = spec.api_key.get_secret_value() if spec.api_key is not None else None
+    if spec.provider == "azure":
+        assert spec.endpoint and spec.deployment  # checked by Settings
+        return _azure_at(
+            settings, transport, credential, spec.endpoint, spec.deployment, key, client_id=None
+        )
+    assert spec.model is not None  # checked by Settings
+    defaults = {"openai": OPENAI_BASE_URL, "github": settings.github_models_base_url}
+    base_url = spec.base_url or defaults.get(spec.provider)
+    assert base_url is not None  # checked by Settings for compatible
+    return _openai_compatible(
+        settings,
+        transport,
+        name=spec.provider,
+        model=spec.model,
+        base_url=base_url,
+        api_key=key or "unused",
+        auth_mode=("token" if spec.provider == "github" else "api-key") if key else "none",
+        max_tokens_parameter=(
+            "max_tokens" if spec.provider == "compatible" else "max_completion_tokens"
+        ),
+    )
+
+
+async def _primary(
+    settings: Settings,
+    *,
+    transport: httpx2.AsyncBaseTransport | None,
+    credential: AsyncTokenCredential | None,
+) -> Provider:
     provider = settings.provider
     if provider == "local":
         from chatbackend.providers.local import build_local_provider
@@ -83,17 +134,37 @@ def _azure(
     credential: AsyncTokenCredential | None,
 ) -> Provider:
     assert settings.azure_openai_endpoint and settings.azure_openai_deployment
-    base_url = f"{settings.azure_openai_endpoint.rstrip('/')}/openai/v1/"
-    deployment = settings.azure_openai_deployment
-    if settings.azure_openai_api_key is not None:
-        key = settings.azure_openai_api_key.get_secret_value()
+    key = settings.azure_openai_api_key
+    return _azure_at(
+        settings,
+        transport,
+        credential,
+        settings.azure_openai_endpoint,
+        settings.azure_openai_deployment,
+        key.get_secret_value() if key is not None else None,
+        client_id=settings.azure_client_id,
+    )
+
+
+def _azure_at(
+    settings: Settings,
+    transport: httpx2.AsyncBaseTransport | None,
+    credential: AsyncTokenCredential | None,
+    endpoint: str,
+    deployment: str,
+    key: str | None,
+    *,
+    client_id: str | None,
+) -> Provider:
+    base_url = f"{endpoint.rstrip('/')}/openai/v1/"
+    if key is not None:
         return _openai_compatible(
             settings, transport, name="azure", model=deployment, base_url=base_url, api_key=key
         )
     from azure.identity.aio import get_bearer_token_provider
 
-    auth_mode: AuthMode = "managed-identity" if settings.azure_client_id else "developer-credential"
-    owned = credential or _azure_credential(settings.azure_client_id)
+    auth_mode: AuthMode = "managed-identity" if client_id else "developer-credential"
+    owned = credential or _azure_credential(client_id)
     token_provider = get_bearer_token_provider(owned, COGNITIVE_SERVICES_SCOPE)
     return _openai_compatible(
         settings,
