@@ -14,9 +14,13 @@ from typing import Any
 import httpx2
 import pytest
 from fastapi.testclient import TestClient
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
 from chatbackend.app import create_app
 from chatbackend.settings import load_settings
+from chatbackend.telemetry import start_telemetry
 from loadtests.fake_upstream import FakeUpstream
 from tests.processes import server_processes
 from tests.servers import free_port
@@ -151,3 +155,21 @@ def test_the_cool_down_is_shared_by_two_processes_through_redis(
     assert served.json()["context"]["model"] == "fallback-model"
     assert primary.snapshot()["requests"] == 2  # the second process never tried it
     assert health["providers"][0]["state"] == "cooling"
+
+
+def test_each_attempt_is_a_span_named_after_its_provider(
+    primary: FakeUpstream, fallback: FakeUpstream
+) -> None:
+    primary.queue(fault="server_error")
+    settings = chain_settings(primary.base_url, fallback)
+    spans = InMemorySpanExporter()
+    telemetry = start_telemetry(settings, span_exporter=spans, metric_reader=InMemoryMetricReader())
+    assert telemetry is not None
+    try:
+        with TestClient(create_app(settings, telemetry=telemetry)) as client:
+            assert client.post("/chat", json=REQUEST).status_code == 200
+    finally:
+        telemetry.shutdown()
+    llm = [s for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert [s.name for s in llm] == ["chat primary-model", "chat fallback-model"]
+    assert [s.status.status_code for s in llm] == [StatusCode.ERROR, StatusCode.UNSET]
