@@ -18,6 +18,7 @@ from starlette.requests import ClientDisconnect
 
 from chatbackend import errors
 from chatbackend.access.middleware import AccessControl
+from chatbackend.access.openapi import document_access
 from chatbackend.access.ratelimit import RATE_LIMIT_HEADERS, LimitStore
 from chatbackend.access.service import build_access
 from chatbackend.chat import ChatService
@@ -115,7 +116,9 @@ def create_app(
     app.include_router(router)
     _add_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.chat_max_body_bytes)
-    app.add_middleware(AccessControl, open_paths=_open_paths(settings))
+    open_paths = _open_paths(settings)
+    app.add_middleware(AccessControl, open_paths=open_paths)
+    document_access(app, settings, open_paths)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

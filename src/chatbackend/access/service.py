@@ -101,6 +101,8 @@ def build_access(
         requests_per_minute=settings.rate_limit_requests_per_minute,
         tokens_per_minute=settings.rate_limit_tokens_per_minute,
     )
+    if settings.auth_mode == "api-key" and keys is None:
+        raise ValueError("AUTH_MODE=api-key needs the key store")
     if settings.auth_mode == "none":
         logger.warning("AUTH_MODE=none: every caller is admitted without a key")
     return Access(limiter=limiter, defaults=defaults, store=store, keys=keys)
