@@ -31,6 +31,7 @@ from chatbackend.providers.fallback import CoolDown, FallbackChain, ProviderHeal
 from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger, note_error
 from chatbackend.routes import router
 from chatbackend.settings import Settings, load_settings
+from chatbackend.store import open_database
 from chatbackend.telemetry import start_telemetry
 
 if TYPE_CHECKING:
@@ -90,15 +91,25 @@ def create_app(
 
         # Each member of a fallback chain is observed on its own: its span names who served.
         provider = built.observed(observe) if isinstance(built, FallbackChain) else observe(built)
+        try:
+            database = await open_database(
+                settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
+            )
+        except BaseException:
+            await provider.aclose()
+            await store.aclose()
+            raise
         access = build_access(settings, store)
         try:
             yield {
                 "settings": settings,
                 "service": ChatService(provider, settings),
+                "database": database,
                 "access": access,
             }
         finally:
             await access.aclose()
+            await database.aclose()
             await provider.aclose()
             if owned_telemetry is not None:
                 owned_telemetry.shutdown()

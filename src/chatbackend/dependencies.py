@@ -6,9 +6,11 @@ from typing import Annotated, TypedDict, cast
 
 from fastapi import Depends, Request
 
+from chatbackend.access.caller import Caller, get_caller
 from chatbackend.access.service import Access
 from chatbackend.chat import ChatService
 from chatbackend.settings import Settings
+from chatbackend.store import Database
 
 
 class State(TypedDict):
@@ -16,6 +18,7 @@ class State(TypedDict):
 
     settings: Settings
     service: ChatService
+    database: Database
     access: Access
 
 
@@ -28,5 +31,11 @@ async def get_settings(request: Request) -> Settings:
     return cast(Settings, request.state.settings)
 
 
+async def get_database(request: Request) -> Database:
+    return cast(Database, request.state.database)
+
+
 ServiceDep = Annotated[ChatService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -18,6 +18,8 @@ ProviderName = Literal["azure", "openai", "github", "compatible", "local"]
 TelemetryExporter = Literal["otlp", "azure_monitor", "console", "prometheus"]
 
 GITHUB_MODELS_BASE_URL = "https://models.github.ai/inference"
+# Relative to the working directory; the directory is created on start.
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/chatbackend.db"
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer clearly and concisely."
 # The production image leaves the embedded model out (it serves cloud providers only).
 NO_EMBEDDED_MODEL = (
@@ -101,6 +103,10 @@ class Settings(BaseSettings):
     chat_retry_budget_seconds: float = Field(default=10.0, ge=0)
     chat_retry_backoff_seconds: float = Field(default=0.5, ge=0)
 
+    # Conversations: SQLite (default) or PostgreSQL; may hold a password, hence secret.
+    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    database_pool_size: int = Field(default=10, ge=1)
+
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = []
     log_level: str = "INFO"
@@ -157,6 +163,7 @@ class Settings(BaseSettings):
         for name in required[provider]:
             if not getattr(self, name):
                 raise ValueError(f"{name.upper()} is required when CHAT_PROVIDER={provider}")
+        _check_database_url(self.database_url.get_secret_value())
         if self.chat_first_token_timeout > self.chat_response_timeout:
             raise ValueError("CHAT_FIRST_TOKEN_TIMEOUT must not exceed CHAT_RESPONSE_TIMEOUT")
         if provider == "local" and importlib.util.find_spec("llama_cpp") is None:
@@ -186,6 +193,19 @@ class Settings(BaseSettings):
         if self.openai_api_key:
             return "openai"
         return "local"
+
+
+def _check_database_url(url: str) -> None:
+    from sqlalchemy.exc import ArgumentError
+
+    from chatbackend.store.database import UnsupportedDatabase, normalise_url
+
+    try:
+        normalise_url(url)
+    except ArgumentError:
+        raise ValueError("DATABASE_URL: not a database URL") from None
+    except UnsupportedDatabase as exc:
+        raise ValueError(str(exc)) from None
 
 
 def load_settings(**overrides: object) -> Settings:
