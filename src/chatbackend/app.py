@@ -20,6 +20,7 @@ from chatbackend import errors
 from chatbackend.access.middleware import AccessControl
 from chatbackend.access.openapi import document_access
 from chatbackend.access.ratelimit import RATE_LIMIT_HEADERS, LimitStore
+from chatbackend.access.repository import api_keys
 from chatbackend.access.service import build_access
 from chatbackend.chat import ChatService
 from chatbackend.dependencies import State
@@ -99,7 +100,7 @@ def create_app(
             await provider.aclose()
             await store.aclose()
             raise
-        access = build_access(settings, store)
+        access = build_access(settings, store, keys=api_keys(settings, database))
         try:
             yield {
                 "settings": settings,
