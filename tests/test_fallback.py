@@ -8,19 +8,17 @@ and the cool-down is shared through Redis by two server processes.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import httpx2
 import pytest
 from fastapi.testclient import TestClient
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
 
 from chatbackend.app import create_app
+from chatbackend.requestlog import LOGGER_NAME
 from chatbackend.settings import load_settings
-from chatbackend.telemetry import start_telemetry
 from loadtests.fake_upstream import FakeUpstream
 from tests.processes import server_processes
 from tests.servers import free_port
@@ -157,19 +155,19 @@ def test_the_cool_down_is_shared_by_two_processes_through_redis(
     assert health["providers"][0]["state"] == "cooling"
 
 
-def test_each_attempt_is_a_span_named_after_its_provider(
-    primary: FakeUpstream, fallback: FakeUpstream
+def test_the_request_log_names_the_provider_that_served(
+    primary: FakeUpstream, fallback: FakeUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     primary.queue(fault="server_error")
-    settings = chain_settings(primary.base_url, fallback)
-    spans = InMemorySpanExporter()
-    telemetry = start_telemetry(settings, span_exporter=spans, metric_reader=InMemoryMetricReader())
-    assert telemetry is not None
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.INFO, LOGGER_NAME)
     try:
-        with TestClient(create_app(settings, telemetry=telemetry)) as client:
+        with TestClient(create_app(chain_settings(primary.base_url, fallback))) as client:
             assert client.post("/chat", json=REQUEST).status_code == 200
     finally:
-        telemetry.shutdown()
-    llm = [s for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT]
-    assert [s.name for s in llm] == ["chat primary-model", "chat fallback-model"]
-    assert [s.status.status_code for s in llm] == [StatusCode.ERROR, StatusCode.UNSET]
+        logger.removeHandler(caplog.handler)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == LOGGER_NAME]
+    (line,) = [entry for entry in lines if entry["path"] == "/chat"]
+    assert (line["provider"], line["model"]) == ("compatible", "fallback-model")
+    assert line["upstream_calls"] == 1  # one attempt of the service; the chain made two calls

@@ -24,15 +24,15 @@ from chatbackend.access.repository import api_keys
 from chatbackend.access.service import build_access
 from chatbackend.chat import ChatService
 from chatbackend.dependencies import State
+from chatbackend.gctune import tune_garbage_collector
 from chatbackend.limits import BodySizeLimit
-from chatbackend.observed import ObservedProvider
-from chatbackend.protocol import error_body
-from chatbackend.providers import Provider, build_provider
-from chatbackend.providers.fallback import CoolDown, FallbackChain, ProviderHealth
-from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger, note_error
+from chatbackend.providers import build_provider
+from chatbackend.providers.fallback import CoolDown, ProviderHealth
+from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger
 from chatbackend.routes import router
 from chatbackend.settings import Settings, load_settings
 from chatbackend.store import open_database
+from chatbackend.streaming import error_response
 from chatbackend.telemetry import start_telemetry
 
 if TYPE_CHECKING:
@@ -74,24 +74,13 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
         store = LimitStore.from_settings(settings)
         health = ProviderHealth(store.storage, CoolDown.from_settings(settings))
-        built = await build_provider(
-            settings, transport=transport, credential=credential, health=health
-        )
-        logger.info(
-            "serving provider=%s model=%s auth=%s telemetry=%s",
-            built.name,
-            built.model,
-            built.auth_mode,
-            ",".join(sorted(settings.telemetry_exporters)) or "off",
-        )
-
-        def observe(inner: Provider) -> Provider:
-            if telemetry is not None:
-                return telemetry.observe(inner, settings)
-            return ObservedProvider(inner)
-
-        # Each member of a fallback chain is observed on its own: its span names who served.
-        provider = built.observed(observe) if isinstance(built, FallbackChain) else observe(built)
+        try:
+            provider = await build_provider(
+                settings, transport=transport, credential=credential, health=health
+            )
+        except BaseException:
+            await store.aclose()
+            raise
         try:
             database = await open_database(
                 settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
@@ -102,12 +91,17 @@ def create_app(
             raise
         access = build_access(settings, store, keys=api_keys(settings, database))
         try:
-            yield {
-                "settings": settings,
-                "service": ChatService(provider, settings),
-                "database": database,
-                "access": access,
-            }
+            logger.info(
+                "serving provider=%s model=%s auth=%s telemetry=%s",
+                provider.name,
+                provider.model,
+                provider.auth_mode,
+                ",".join(sorted(settings.telemetry_exporters)) or "off",
+            )
+            tracer = telemetry.tracer(provider, settings) if telemetry is not None else None
+            service = ChatService(provider, settings, tracer=tracer)
+            tune_garbage_collector(settings.gc_threshold)
+            yield {"settings": settings, "service": service, "database": database, "access": access}
         finally:
             await access.aclose()
             await database.aclose()
@@ -171,15 +165,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
-def error_response(exc: errors.ChatError) -> JSONResponse:
-    """The protocol error for ``exc``, with ``Retry-After`` when the upstream asked for a wait."""
-    note_error(exc.code)
-    headers = {}
-    if exc.retry_after is not None and exc.status in (429, 503):
-        headers["Retry-After"] = str(max(1, round(exc.retry_after + 0.499)))
-    return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=headers)
-
-
 async def _chat_error(_: Request, exc: errors.ChatError) -> JSONResponse:
     if exc.status >= 500:
         logger.warning("request failed: %s", exc.code)
@@ -209,7 +194,8 @@ def _describe(problem: dict[str, Any]) -> str:
 async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "The request failed."
-    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+    body = errors.error_body(code, message)
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _client_gone(_: Request, __: Exception) -> Response:

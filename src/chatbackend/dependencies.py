@@ -7,8 +7,10 @@ from typing import Annotated, TypedDict, cast
 from fastapi import Depends, Request
 
 from chatbackend.access.caller import Caller, get_caller
+from chatbackend.access.middleware import IDENTITY_KEY
 from chatbackend.access.service import Access
-from chatbackend.chat import ChatService
+from chatbackend.access.usage import meter_for
+from chatbackend.chat import ChatService, Hook
 from chatbackend.settings import Settings
 from chatbackend.store import Database
 
@@ -35,7 +37,13 @@ async def get_database(request: Request) -> Database:
     return cast(Database, request.state.database)
 
 
+async def get_token_meter(request: Request) -> Hook:
+    """The ``on_finish`` hook that counts an answer's tokens against the request's caller."""
+    return meter_for(cast(Access, request.state.access), request.scope.get(IDENTITY_KEY))
+
+
 ServiceDep = Annotated[ChatService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
+TokenMeterDep = Annotated[Hook, Depends(get_token_meter)]

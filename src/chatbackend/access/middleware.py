@@ -3,7 +3,8 @@
 A pure ASGI middleware, so a refused request is answered before its body is read and the headers
 reach streamed responses too. It finds the ``Access`` the lifespan built in the request's state,
 puts the caller in ``scope["chatbackend.caller"]`` for the routes, and adds the caller's tighter
-rate-limit window to every response it lets through.
+rate-limit window to every response it lets through. Tokens are counted by each answer's
+``on_finish`` hook (``chatbackend.access.usage``), when the answer ends.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from chatbackend import errors
 from chatbackend.access.caller import SCOPE_KEY
 from chatbackend.access.service import Access, RateLimitRefused
-from chatbackend.protocol import error_body
-from chatbackend.requestlog import current_request, note_error
+from chatbackend.requestlog import note_error
 
 STATE_KEY = "access"
+# The caller with its quota, for the token meter (``chatbackend.access.usage``).
+IDENTITY_KEY = "chatbackend.identity"
 
 
 class AccessControl:
@@ -39,6 +41,7 @@ class AccessControl:
             await _refuse(exc, scope, receive, send, challenge=access.challenge)
             return
         scope[SCOPE_KEY] = identity.caller
+        scope[IDENTITY_KEY] = identity
         extra = window.headers() if window is not None else []
 
         async def send_with_headers(message: Message) -> None:
@@ -46,10 +49,7 @@ class AccessControl:
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_headers)
-        finally:
-            await access.spend_tokens(identity, _tokens_used())
+        await self.app(scope, receive, send_with_headers)
 
 
 def _presented_key(scope: Scope) -> str | None:
@@ -65,14 +65,6 @@ def _presented_key(scope: Scope) -> str | None:
     return None
 
 
-def _tokens_used() -> int:
-    # TODO(core): replaced by the answer's on_finish hook when the new core lands.
-    record = current_request.get()
-    if record is None:
-        return 0
-    return (record.input_tokens or 0) + (record.output_tokens or 0)
-
-
 async def _refuse(
     exc: errors.ChatError, scope: Scope, receive: Receive, send: Send, *, challenge: str
 ) -> None:
@@ -84,5 +76,5 @@ async def _refuse(
         headers["WWW-Authenticate"] = challenge
     if isinstance(exc, RateLimitRefused):
         headers.update((name.decode(), value.decode()) for name, value in exc.window.headers())
-    response = JSONResponse(error_body(exc.code, exc.message), exc.status, headers=headers)
+    response = JSONResponse(errors.error_body(exc.code, exc.message), exc.status, headers=headers)
     await response(scope, receive, send)

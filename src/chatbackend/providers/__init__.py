@@ -40,12 +40,11 @@ async def build_provider(
     if not settings.chat_fallbacks:
         return primary
     assert health is not None, "a fallback chain needs its health store"
-    fallbacks = [
+    members = [primary]
+    members += [
         _fallback(settings, spec, transport, credential) for spec in settings.chat_fallbacks
     ]
-    return FallbackChain(
-        [primary, *fallbacks], health=health, first_delta_timeout=settings.chat_fallback_timeout
-    )
+    return FallbackChain(members, health=health, first_delta_timeout=settings.chat_fallback_timeout)
 
 
 def _fallback(
@@ -54,16 +53,22 @@ def _fallback(
     transport: httpx2.AsyncBaseTransport | None,
     credential: AsyncTokenCredential | None,
 ) -> Provider:
-    key = spec.api_key.get_secret_value() if spec.api_key is not None else None
     if spec.provider == "azure":
-        assert spec.endpoint and spec.deployment  # checked by Settings
-        return _azure_at(
-            settings, transport, credential, spec.endpoint, spec.deployment, key, client_id=None
+        # The primary's Azure settings (api-version, identity) with this entry's resource.
+        azure = settings.model_copy(
+            update={
+                "azure_openai_endpoint": spec.endpoint,
+                "azure_openai_deployment": spec.deployment,
+                "azure_openai_api_key": spec.api_key,
+            }
         )
+        return _azure(azure, transport, credential)
     assert spec.model is not None  # checked by Settings
     defaults = {"openai": OPENAI_BASE_URL, "github": settings.github_models_base_url}
     base_url = spec.base_url or defaults.get(spec.provider)
     assert base_url is not None  # checked by Settings for compatible
+    key = spec.api_key.get_secret_value() if spec.api_key is not None else None
+    auth_mode: AuthMode = "token" if spec.provider == "github" else "api-key"
     return _openai_compatible(
         settings,
         transport,
@@ -71,7 +76,7 @@ def _fallback(
         model=spec.model,
         base_url=base_url,
         api_key=key or "unused",
-        auth_mode=("token" if spec.provider == "github" else "api-key") if key else "none",
+        auth_mode=auth_mode if key else "none",
         max_tokens_parameter=(
             "max_tokens" if spec.provider == "compatible" else "max_completion_tokens"
         ),
@@ -133,48 +138,51 @@ def _azure(
     transport: httpx2.AsyncBaseTransport | None,
     credential: AsyncTokenCredential | None,
 ) -> Provider:
+    """The v1 endpoint with ``AsyncOpenAI``; with ``AZURE_OPENAI_API_VERSION``, the deployment
+    path and that api-version with ``AsyncAzureOpenAI`` (clouds and accounts without v1)."""
     assert settings.azure_openai_endpoint and settings.azure_openai_deployment
+    endpoint = settings.azure_openai_endpoint.rstrip("/")
+    deployment = settings.azure_openai_deployment
     key = settings.azure_openai_api_key
-    return _azure_at(
-        settings,
-        transport,
-        credential,
-        settings.azure_openai_endpoint,
-        settings.azure_openai_deployment,
-        key.get_secret_value() if key is not None else None,
-        client_id=settings.azure_client_id,
-    )
+    token_provider: Callable[[], Awaitable[str]] | None = None
+    on_close: CloseHook | None = None
+    auth_mode: AuthMode = "api-key"
+    if key is None:
+        from azure.identity.aio import get_bearer_token_provider
 
-
-def _azure_at(
-    settings: Settings,
-    transport: httpx2.AsyncBaseTransport | None,
-    credential: AsyncTokenCredential | None,
-    endpoint: str,
-    deployment: str,
-    key: str | None,
-    *,
-    client_id: str | None,
-) -> Provider:
-    base_url = f"{endpoint.rstrip('/')}/openai/v1/"
-    if key is not None:
-        return _openai_compatible(
-            settings, transport, name="azure", model=deployment, base_url=base_url, api_key=key
+        auth_mode = "managed-identity" if settings.azure_client_id else "developer-credential"
+        owned = credential or _azure_credential(settings.azure_client_id)
+        token_provider = get_bearer_token_provider(owned, COGNITIVE_SERVICES_SCOPE)
+        on_close = owned.close
+    http_client, timeout = _http_client(settings, transport, auth_mode=auth_mode)
+    client: openai.AsyncOpenAI
+    if settings.azure_openai_api_version:
+        client = openai.AsyncAzureOpenAI(
+            azure_endpoint=endpoint,
+            azure_deployment=deployment,
+            api_version=settings.azure_openai_api_version,
+            api_key=key.get_secret_value() if key is not None else None,
+            azure_ad_token_provider=token_provider,
+            http_client=http_client,
+            timeout=timeout,
+            max_retries=0,
         )
-    from azure.identity.aio import get_bearer_token_provider
-
-    auth_mode: AuthMode = "managed-identity" if client_id else "developer-credential"
-    owned = credential or _azure_credential(client_id)
-    token_provider = get_bearer_token_provider(owned, COGNITIVE_SERVICES_SCOPE)
-    return _openai_compatible(
-        settings,
-        transport,
+    else:
+        api_key: ApiKey = key.get_secret_value() if key is not None else token_provider  # type: ignore[assignment]
+        client = openai.AsyncOpenAI(
+            api_key=api_key,
+            base_url=f"{endpoint}/openai/v1/",
+            http_client=http_client,
+            timeout=timeout,
+            max_retries=0,
+        )
+    return OpenAIProvider(
         name="azure",
         model=deployment,
-        base_url=base_url,
-        api_key=token_provider,
         auth_mode=auth_mode,
-        on_close=owned.close,
+        client=client,
+        on_close=on_close,
+        token=token_provider,
     )
 
 
@@ -199,11 +207,35 @@ def _openai_compatible(
     name: str,
     model: str,
     base_url: str,
-    api_key: ApiKey,
+    api_key: str,
     auth_mode: AuthMode = "api-key",
-    on_close: CloseHook | None = None,
     max_tokens_parameter: str = "max_completion_tokens",
 ) -> OpenAIProvider:
+    http_client, timeout = _http_client(settings, transport, auth_mode=auth_mode)
+    client = openai.AsyncOpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        http_client=http_client,
+        timeout=timeout,
+        max_retries=0,  # the service retries, within its own budget
+    )
+    return OpenAIProvider(
+        name=name,
+        model=model,
+        auth_mode=auth_mode,
+        client=client,
+        max_tokens_parameter=max_tokens_parameter,
+    )
+
+
+def _http_client(
+    settings: Settings, transport: httpx2.AsyncBaseTransport | None, *, auth_mode: AuthMode
+) -> tuple[httpx2.AsyncClient, httpx2.Timeout]:
+    """The SDK's aiohttp-backed client in production, httpx2's own when a test brings a transport.
+
+    aiohttp parses HTTP in C: reading a streamed body through it costs about half of what the
+    pure-Python h11 parser under httpx2's default transport does, per chunk.
+    """
     # The read timeout bounds the silence between two chunks; the service enforces the
     # first-token and whole-response deadlines on top of it.
     timeout = httpx2.Timeout(
@@ -219,41 +251,13 @@ def _openai_compatible(
         max_connections=settings.chat_max_streams,
         max_keepalive_connections=settings.chat_max_streams,
     )
-    http_client = _http_client(transport, timeout=timeout, limits=limits, hooks=hooks)
-    client = openai.AsyncOpenAI(
-        api_key=api_key,
-        base_url=base_url,
-        http_client=http_client,
-        timeout=timeout,
-        max_retries=0,  # the service retries, within its own budget
-    )
-    return OpenAIProvider(
-        name=name,
-        model=model,
-        auth_mode=auth_mode,
-        client=client,
-        on_close=on_close,
-        max_tokens_parameter=max_tokens_parameter,
-    )
-
-
-def _http_client(
-    transport: httpx2.AsyncBaseTransport | None,
-    *,
-    timeout: httpx2.Timeout,
-    limits: httpx2.Limits,
-    hooks: Hooks,
-) -> httpx2.AsyncClient:
-    """The SDK's aiohttp-backed client in production, httpx2's own when a test brings a transport.
-
-    aiohttp parses HTTP in C: reading a streamed body through it costs about half of what the
-    pure-Python h11 parser under httpx2's default transport does, per chunk.
-    """
     if transport is not None:
-        return openai.DefaultAsyncHttpxClient(
+        client: httpx2.AsyncClient = openai.DefaultAsyncHttpxClient(
             transport=transport, timeout=timeout, limits=limits, event_hooks=hooks
         )
-    return openai.DefaultAioHttpClient(timeout=timeout, limits=limits, event_hooks=hooks)
+    else:
+        client = openai.DefaultAioHttpClient(timeout=timeout, limits=limits, event_hooks=hooks)
+    return client, timeout
 
 
 async def _drop_authorization(request: httpx2.Request) -> None:

@@ -10,7 +10,7 @@ Redis every worker and replica skips it together.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,6 +21,7 @@ from limits.errors import StorageError
 from chatbackend import errors
 from chatbackend.aio import aclose
 from chatbackend.providers.base import AuthMode, Delta, GenerationRequest, Provider
+from chatbackend.requestlog import current_request
 from chatbackend.settings import Settings
 
 logger = logging.getLogger("chatbackend.fallback")
@@ -70,6 +71,14 @@ class ProviderHealth:
             logger.warning("provider health store unreachable: %s not counted", label)
 
 
+def _served_by(member: Provider) -> None:
+    """The request log names the member that answered, not the chain's primary."""
+    record = current_request.get()
+    if record is not None:
+        record.provider = member.name
+        record.model = member.model
+
+
 def _falls_through(exc: errors.ChatError) -> bool:
     return exc.retryable or isinstance(exc, errors.UpstreamTimeout)
 
@@ -99,14 +108,16 @@ class FallbackChain:
     def label(index: int, member: Provider) -> str:
         return f"{index}:{member.name}:{member.model}"
 
-    def is_ready(self) -> bool:
-        return any(member.is_ready() for member in self.members)
+    async def ready(self) -> str | None:
+        """``None`` while at least one member can serve, else why the primary cannot."""
+        problems = [await member.ready() for member in self.members]
+        return None if None in problems else problems[0]
 
     async def states(self) -> list[dict[str, str]]:
         """``name``, ``model`` and ``state`` of every member, in the order they are tried."""
         result: list[dict[str, str]] = []
         for index, member in enumerate(self.members):
-            state: ProviderState = "ready" if member.is_ready() else "not_ready"
+            state: ProviderState = "ready" if await member.ready() is None else "not_ready"
             if state == "ready" and await self._health.cooling(self.label(index, member)):
                 state = "cooling"
             result.append({"name": member.name, "model": member.model, "state": state})
@@ -115,14 +126,6 @@ class FallbackChain:
     async def aclose(self) -> None:
         for member in self.members:
             await member.aclose()
-
-    def observed(self, wrap: Callable[[Provider], Provider]) -> FallbackChain:
-        """The same chain with every member wrapped (each attempt gets its own span)."""
-        return FallbackChain(
-            [wrap(member) for member in self.members],
-            health=self._health,
-            first_delta_timeout=self._timeout,
-        )
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta]:
         candidates = await self._candidates()
@@ -140,6 +143,7 @@ class FallbackChain:
                 await aclose(deltas)
                 raise
             else:
+                _served_by(member)
                 try:
                     yield first
                     async for delta in deltas:
