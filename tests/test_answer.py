@@ -246,3 +246,28 @@ def test_a_hook_that_fails_is_logged_and_never_reaches_the_client(
     assert response.status_code == 200
     assert json.loads(response.text.splitlines()[-1])["context"]["finish_reason"] == "stop"
     assert "completion hook failed" in caplog.text
+
+
+def test_an_unexpected_failure_after_the_first_keepalive_is_an_error_event() -> None:
+    """The transport raises something that is no HTTP error after the first SSE keep-alive."""
+    import anyio
+
+    async def handler(_: httpx2.Request) -> httpx2.Response:
+        await anyio.sleep(0.4)
+        raise ValueError("a bug below the SDK")
+
+    app = create_app(
+        openai_settings(sse_keepalive_seconds=0.1, chat_retry_attempts=1),
+        transport=httpx2.MockTransport(handler),
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post(
+            "/chat/stream", json=REQUEST, headers={"accept": "text/event-stream"}
+        )
+    assert response.status_code == 200
+    assert response.text.startswith(": keep-alive\n\n")
+    assert response.text.endswith(
+        'event: error\ndata: {"error":{"code":"internal_error",'
+        '"message":"The server failed to answer; try again later."}}\n\n'
+    )
+    assert "a bug below the SDK" not in response.text

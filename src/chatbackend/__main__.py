@@ -29,8 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from chatbackend.app import create_app
+    from chatbackend.httpprotocol import protocol_class
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, timeout_graceful_shutdown=10)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        http=protocol_class(settings),
+        timeout_graceful_shutdown=10,
+    )
     return 0
 
 

@@ -28,12 +28,13 @@ from chatbackend.gctune import tune_garbage_collector
 from chatbackend.limits import BodySizeLimit
 from chatbackend.providers import build_provider
 from chatbackend.providers.fallback import CoolDown, ProviderHealth
-from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger
+from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger, note_error
 from chatbackend.routes import router
 from chatbackend.settings import Settings, load_settings
 from chatbackend.store import open_database
 from chatbackend.streaming import error_response
 from chatbackend.telemetry import start_telemetry
+from chatbackend.wirecheck import shown_key
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -171,11 +172,24 @@ async def _chat_error(_: Request, exc: errors.ChatError) -> JSONResponse:
     return error_response(exc)
 
 
-async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     problems = exc.errors()
     if any(problem.get("type") == "json_invalid" for problem in problems):
         return error_response(errors.InvalidJson())
+    # FastAPI hands a body it did not parse as JSON (no or another content type) to validation.
+    if not _is_json(request.headers.get("content-type", "")) and any(
+        tuple(problem.get("loc", ())) == ("body",) for problem in problems
+    ):
+        return error_response(errors.UnsupportedMediaType())
     return error_response(errors.InvalidRequest("; ".join(_describe(p) for p in problems[:3])))
+
+
+def _is_json(content_type: str) -> bool:
+    """``application/json`` or ``application/*+json``, with any parameters (what FastAPI parses)."""
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
 
 
 def _describe(problem: dict[str, Any]) -> str:
@@ -184,7 +198,11 @@ def _describe(problem: dict[str, Any]) -> str:
         location = location[1:]
     path = ""
     for part in location:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+        if part == "[key]":  # pydantic's marker for "the key itself", after the key
+            continue
+        # Keys come from the client: only identifier-like ones are named (see ``shown_key``).
+        name = shown_key(str(part))
+        path += f"[{part}]" if isinstance(part, int) else f".{name}" if path else name
     message = str(problem.get("msg", "is invalid"))
     if problem.get("type") == "extra_forbidden":
         message = "is not a recognised field"
@@ -192,8 +210,13 @@ def _describe(problem: dict[str, Any]) -> str:
 
 
 async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    if exc.status_code == 400:
+        # FastAPI's answer to a body that failed to parse other than as a JSON syntax error:
+        # invalid UTF-8, nesting deeper than the parser's recursion limit, a huge integer.
+        return error_response(errors.InvalidJson())
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "The request failed."
+    note_error(code)
     body = errors.error_body(code, message)
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 

@@ -43,6 +43,12 @@ class InvalidJson(ChatError):
     message = "The request body is not valid JSON."
 
 
+class UnsupportedMediaType(ChatError):
+    status = 415
+    code = "unsupported_media_type"
+    message = "The request body must be JSON, sent with Content-Type: application/json."
+
+
 class BodyTooLarge(ChatError):
     status = 413
     code = "body_too_large"

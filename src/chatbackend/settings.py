@@ -119,6 +119,11 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1)
 
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
+    # Enforced by the HTTP protocol both servers run (chatbackend.httpprotocol), before the app.
+    http_max_header_bytes: int = Field(default=65_536, ge=1024)
+    http_max_header_line_bytes: int = Field(default=16_384, ge=256)
+    http_max_headers: int = Field(default=100, ge=1)
+    http_read_timeout: float = Field(default=30.0, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = []
     log_level: str = "INFO"
     # Garbage collection, tuned at start-up by every server (see chatbackend.serving).
