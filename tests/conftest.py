@@ -101,3 +101,12 @@ def fake_upstream() -> Iterator[FakeUpstream]:
     """The real fake upstream server (``loadtests/fake_upstream.py``) on 127.0.0.1, per test."""
     with FakeUpstream.running_in_thread() as server:
         yield server
+
+
+@pytest.fixture
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private, empty ``redis-server`` on 127.0.0.1 (a random port), per test."""
+    from tests.redis_server import redis_server
+
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url

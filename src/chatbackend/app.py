@@ -17,12 +17,18 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from chatbackend import errors
+from chatbackend.access.middleware import AccessControl
+from chatbackend.access.openapi import document_access
+from chatbackend.access.ratelimit import RATE_LIMIT_HEADERS, LimitStore
+from chatbackend.access.repository import api_keys
+from chatbackend.access.service import build_access
 from chatbackend.chat import ChatService
 from chatbackend.conversations.routes import router as conversations_router
 from chatbackend.dependencies import State
 from chatbackend.gctune import tune_garbage_collector
 from chatbackend.limits import BodySizeLimit
 from chatbackend.providers import build_provider
+from chatbackend.providers.fallback import CoolDown, ProviderHealth
 from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger, note_error
 from chatbackend.routes import router
 from chatbackend.settings import Settings, load_settings
@@ -68,14 +74,24 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
-        provider = await build_provider(settings, transport=transport, credential=credential)
+        store = LimitStore.from_settings(settings)
+        health = ProviderHealth(store.storage, CoolDown.from_settings(settings))
+        try:
+            provider = await build_provider(
+                settings, transport=transport, credential=credential, health=health
+            )
+        except BaseException:
+            await store.aclose()
+            raise
         try:
             database = await open_database(
                 settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
             )
         except BaseException:
             await provider.aclose()
+            await store.aclose()
             raise
+        access = build_access(settings, store, keys=api_keys(settings, database))
         try:
             logger.info(
                 "serving provider=%s model=%s auth=%s telemetry=%s",
@@ -87,8 +103,9 @@ def create_app(
             tracer = telemetry.tracer(provider, settings) if telemetry is not None else None
             service = ChatService(provider, settings, tracer=tracer)
             tune_garbage_collector(settings.gc_threshold)
-            yield {"settings": settings, "service": service, "database": database}
+            yield {"settings": settings, "service": service, "database": database, "access": access}
         finally:
+            await access.aclose()
             await database.aclose()
             await provider.aclose()
             if owned_telemetry is not None:
@@ -100,18 +117,24 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         telemetry=FASTAPI_NATIVE_TELEMETRY,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.include_router(router)
     app.include_router(conversations_router)
     _add_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.chat_max_body_bytes)
+    open_paths = _open_paths(settings)
+    app.add_middleware(AccessControl, open_paths=open_paths)
+    document_access(app, settings, open_paths)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Content-Type", "Accept", "X-Request-ID"],
-            expose_headers=["X-Request-ID"],
+            allow_headers=["Content-Type", "Accept", "X-Request-ID", "Authorization", "api-key"],
+            expose_headers=["X-Request-ID", "Retry-After", *RATE_LIMIT_HEADERS],
         )
     app.add_middleware(
         RequestLog,
@@ -121,6 +144,12 @@ def create_app(
     if telemetry is not None:
         telemetry.instrument(app)
     return app
+
+
+def _open_paths(settings: Settings) -> frozenset[str]:
+    """Paths served without a key: health, and the API docs when they are enabled."""
+    docs = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+    return frozenset(("/health/live", "/health/ready", *(docs if settings.docs_enabled else ())))
 
 
 def _trace_id_source(telemetry: Telemetry | None) -> TraceIdSource | None:

@@ -7,7 +7,10 @@ from typing import Annotated, TypedDict, cast
 from fastapi import Depends, Request
 
 from chatbackend.access.caller import Caller, get_caller
-from chatbackend.chat import ChatService
+from chatbackend.access.middleware import IDENTITY_KEY
+from chatbackend.access.service import Access
+from chatbackend.access.usage import meter_for
+from chatbackend.chat import ChatService, Hook
 from chatbackend.context.tokens import counter_for
 from chatbackend.conversations.repository import ConversationRepository
 from chatbackend.conversations.service import ConversationService
@@ -22,6 +25,7 @@ class State(TypedDict):
     settings: Settings
     service: ChatService
     database: Database
+    access: Access
 
 
 async def get_service(request: Request) -> ChatService:
@@ -35,6 +39,11 @@ async def get_settings(request: Request) -> Settings:
 
 async def get_database(request: Request) -> Database:
     return cast(Database, request.state.database)
+
+
+async def get_token_meter(request: Request) -> Hook:
+    """The ``on_finish`` hook that counts an answer's tokens against the request's caller."""
+    return meter_for(cast(Access, request.state.access), request.scope.get(IDENTITY_KEY))
 
 
 ServiceDep = Annotated[ChatService, Depends(get_service)]
@@ -56,3 +65,6 @@ async def get_conversation_chat(database: DatabaseDep, service: ServiceDep) -> C
 
 
 ConversationChatDep = Annotated[ConversationChat, Depends(get_conversation_chat)]
+
+
+TokenMeterDep = Annotated[Hook, Depends(get_token_meter)]

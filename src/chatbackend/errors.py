@@ -130,6 +130,26 @@ class ContentFiltered(ChatError):
     message = "The request was blocked by the model provider's content filter."
 
 
+class Unauthorized(ChatError):
+    status = 401
+    code = "unauthorized"
+    message = "A valid API key is required: send it as 'Authorization: Bearer <key>'."
+
+
+class CallerRateLimited(ChatError):
+    """The caller's own request or token budget is spent (not the upstream's 429)."""
+
+    status = 429
+    code = "rate_limited"
+    message = "This caller is over its rate limit; retry after the time in Retry-After."
+
+
+class RateLimitUnavailable(ChatError):
+    status = 503
+    code = "rate_limit_unavailable"
+    message = "The rate limit store cannot be reached; retry after the time in Retry-After."
+
+
 class ShuttingDown(ChatError):
     status = 503
     code = "shutting_down"

@@ -11,7 +11,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ProviderName = Literal["azure", "openai", "github", "compatible", "local"]
@@ -32,6 +40,32 @@ NO_EMBEDDED_MODEL = (
 
 class SettingsError(ValueError):
     """A missing or contradictory setting; the message is one line that names the variable."""
+
+
+class FallbackProvider(BaseModel):
+    """One entry of ``CHAT_FALLBACKS``: a further provider tried when the ones before it fail."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: Literal["azure", "openai", "github", "compatible"]
+    base_url: str | None = None
+    endpoint: str | None = None
+    model: str | None = None
+    deployment: str | None = None
+    api_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.provider == "azure":
+            if not (self.endpoint and self.deployment):
+                raise ValueError("an azure fallback needs endpoint and deployment")
+        elif not self.model:
+            raise ValueError(f"a {self.provider} fallback needs model")
+        elif self.provider == "compatible" and not self.base_url:
+            raise ValueError("a compatible fallback needs base_url")
+        elif self.provider in ("openai", "github") and self.api_key is None:
+            raise ValueError(f"a {self.provider} fallback needs api_key")
+        return self
 
 
 class Settings(BaseSettings):
@@ -108,6 +142,25 @@ class Settings(BaseSettings):
     telemetry_console: bool = False
     metrics_prometheus: bool = False
     telemetry_capture_content: bool = False
+
+    # Access control (chatbackend.access): who may call, and how much.
+    auth_mode: Literal["none", "api-key"] = "none"
+    docs_enabled: bool = True
+    rate_limit_requests_per_minute: int | None = Field(default=None, ge=1)
+    rate_limit_tokens_per_minute: int | None = Field(default=None, ge=1)
+    # When Redis cannot be reached: admit with a logged warning, or refuse with 503.
+    rate_limit_on_storage_error: Literal["open", "closed"] = "open"
+    # Further providers, tried in order before the first byte on a retryable failure (JSON).
+    chat_fallbacks: list[FallbackProvider] = []
+    # How long one provider of a chain may take to its first delta before the next is tried.
+    chat_fallback_timeout: float = Field(default=10.0, gt=0)
+    # A provider that failed this often within the window is skipped for the cool-down.
+    chat_fallback_failures: int = Field(default=3, ge=1)
+    chat_fallback_window_seconds: int = Field(default=60, ge=1)
+    chat_fallback_cooldown_seconds: int = Field(default=30, ge=1)
+    # redis://, rediss:// or unix:// (may carry a password, hence secret); unset: in memory.
+    redis_url: SecretStr | None = None
+    redis_timeout_seconds: float = Field(default=0.5, gt=0)
 
     @model_validator(mode="before")
     @classmethod

@@ -15,7 +15,13 @@ from chatbackend.conversations.wire import (
     ConversationPatch,
     MessageOut,
 )
-from chatbackend.dependencies import CallerDep, ConversationChatDep, ConversationsDep, SettingsDep
+from chatbackend.dependencies import (
+    CallerDep,
+    ConversationChatDep,
+    ConversationsDep,
+    SettingsDep,
+    TokenMeterDep,
+)
 from chatbackend.protocol import ChatRequest, ChatResponse, ErrorResponse
 from chatbackend.routes.openapi import CHAT_ERRORS, STREAM_RESPONSES
 from chatbackend.streaming import complete_answer, stream_answer
@@ -116,10 +122,12 @@ async def conversation_chat(
     body: ChatRequest,
     caller: CallerDep,
     turns: ConversationChatDep,
+    meter: TokenMeterDep,
     request: Request,
 ) -> ChatResponse:
     """A new turn (one user message) answered with one JSON object; the answer is stored."""
     answer = await turns.start(caller, conversation_id, body)
+    answer.on_finish(meter)
     return await complete_answer(request, answer, session_state=body.sessionState)
 
 
@@ -134,9 +142,11 @@ async def conversation_chat_stream(
     caller: CallerDep,
     turns: ConversationChatDep,
     settings: SettingsDep,
+    meter: TokenMeterDep,
     request: Request,
 ) -> Response:
     """A new turn streamed as NDJSON or SSE; the final line's context has ``conversation_id``
     and ``message_id``, and the answer is stored when it ends."""
     answer = await turns.start(caller, conversation_id, body)
+    answer.on_finish(meter)
     return stream_answer(request, answer, session_state=body.sessionState, settings=settings)
