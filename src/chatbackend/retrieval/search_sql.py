@@ -1,9 +1,9 @@
 """The search statements, one per dialect and mode, as ``(chunk id, score)`` rows best first.
 
 Hybrid search is reciprocal rank fusion in one statement, as
-Azure-Samples/rag-postgres-openai-python does it: each arm ranks its best ``candidates`` with ``RANK()``, a full outer join unites them, and
-a chunk scores ``1/(k + rank)`` summed over the arms that found it (k = 60, the constant of the RRF
-paper).
+Azure-Samples/rag-postgres-openai-python does it: each arm ranks its best ``candidates`` with
+``RANK()``, a full outer join unites them, and a chunk scores ``1/(k + rank)`` summed over the
+arms that found it (k = 60, the constant of the RRF paper).
 """
 
 from __future__ import annotations
