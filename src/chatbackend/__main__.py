@@ -1,4 +1,7 @@
-"""``python -m chatbackend [--host H] [--port P]``: the development server (uvicorn)."""
+"""``python -m chatbackend [--host H] [--port P]``: the development server (uvicorn).
+
+``python -m chatbackend ingest DIR`` and ``python -m chatbackend reembed`` manage the documents.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,11 @@ from chatbackend.settings import SettingsError, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["ingest"], ["reembed"]):
+        from chatbackend.retrieval.cli import main as documents_main
+
+        return documents_main(argv)
     parser = argparse.ArgumentParser(prog="chatbackend", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)

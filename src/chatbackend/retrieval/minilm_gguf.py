@@ -100,8 +100,11 @@ def _add_vocab(writer: Any, source: Path, config: dict[str, Any]) -> None:
     # llama.cpp's WordPiece tokenizer wants the "phantom space" spelling: word starts get "▁",
     # continuations lose their "##".
     phantom = [
-        token if kind == gguf.TokenType.CONTROL else token[2:] if token.startswith("##") else
-        "\u2581" + token
+        token
+        if kind == gguf.TokenType.CONTROL
+        else token[2:]
+        if token.startswith("##")
+        else "\u2581" + token
         for token, kind in zip(tokens, types, strict=True)
     ]
     writer.add_token_type_count(config.get("type_vocab_size", 1))

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from chatbackend import errors
 from chatbackend.dependencies import CallerDep, SettingsDep
 from chatbackend.protocol import ErrorResponse
 from chatbackend.retrieval.service import Document, DocumentService
@@ -16,7 +17,9 @@ from chatbackend.retrieval.upload import DocumentBody, read_document
 
 
 async def get_documents(request: Request) -> DocumentService:
-    documents: DocumentService = request.state.documents
+    documents: DocumentService | None = request.state.documents
+    if documents is None:
+        raise errors.RetrievalUnavailable()
     return documents
 
 
@@ -67,6 +70,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         415: "Not JSON or multipart, or the file is not .txt, .md or .html",
         422: "Validation failed, or the document has no text",
         502: "The embedding provider failed",
+        503: "No embedder is installed or configured",
     }
     return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}
 
@@ -98,7 +102,7 @@ router = APIRouter(tags=["documents"])
 @router.post(
     "/documents",
     status_code=201,
-    responses=_errors(413, 415, 422, 502),
+    responses=_errors(413, 415, 422, 502, 503),
     openapi_extra=_UPLOAD_BODY,
 )
 async def create_document(
@@ -143,7 +147,7 @@ async def delete_document(
     return Response(status_code=204)
 
 
-@router.post("/search", responses=_errors(422, 502))
+@router.post("/search", responses=_errors(422, 502, 503))
 async def search(body: SearchRequest, documents: DocumentsDep, caller: CallerDep) -> SearchResponse:
     """The caller's chunks that best match ``query``: hybrid (RRF), vector or text ranking."""
     found = await documents.search(caller, body.query, top_k=body.top_k, mode=body.mode)

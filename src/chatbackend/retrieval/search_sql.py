@@ -53,17 +53,22 @@ def _owner(column_name: str, owner: str | None, dialect: str) -> str:
 
 
 def _sqlite_arms(owner: str | None) -> dict[str, str]:
-    vector = (
-        "SELECT rowid AS id, RANK() OVER (ORDER BY distance) AS rank, 1 - distance AS score "
-        "FROM chunks_vec WHERE embedding MATCH :vector AND k = :candidates AND owner = :vec_owner"
+    # FTS5's bm25() and vec0's KNN work only in their own plain SELECT: rank outside it.
+    knn = (
+        "SELECT rowid AS id, distance FROM chunks_vec "
+        "WHERE embedding MATCH :vector AND k = :candidates AND owner = :vec_owner"
     )
-    text_arm = (
-        "SELECT f.rowid AS id, RANK() OVER (ORDER BY bm25(chunks_fts)) AS rank, "
-        "-bm25(chunks_fts) AS score FROM chunks_fts f JOIN chunks c ON c.id = f.rowid "
+    matches = (
+        "SELECT chunks_fts.rowid AS id, bm25(chunks_fts) AS bm FROM chunks_fts "
+        "JOIN chunks c ON c.id = chunks_fts.rowid "
         f"WHERE chunks_fts MATCH :match AND {_owner('c.owner_id', owner, 'sqlite')} "
-        "ORDER BY bm25(chunks_fts) LIMIT :candidates"
+        "ORDER BY bm LIMIT :candidates"
     )
-    return {"vector": vector, "text": text_arm}
+    return {
+        "vector": "SELECT id, RANK() OVER (ORDER BY distance) AS rank, 1 - distance AS score "
+        f"FROM ({knn})",
+        "text": f"SELECT id, RANK() OVER (ORDER BY bm) AS rank, -bm AS score FROM ({matches})",
+    }
 
 
 def _postgres_arms(owner: str | None) -> dict[str, str]:

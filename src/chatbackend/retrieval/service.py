@@ -175,9 +175,7 @@ class DocumentService:
         next_cursor = _encode_cursor(rows[-1]) if more and rows else None
         return Page([_document(r) for r in rows], next_cursor)
 
-    async def search(
-        self, caller: Caller, query: str, *, top_k: int, mode: Mode
-    ) -> SearchResult:
+    async def search(self, caller: Caller, query: str, *, top_k: int, mode: Mode) -> SearchResult:
         started = time.perf_counter()
         words = query_words(query)
         if mode == "hybrid" and not words:
@@ -255,4 +253,3 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
-

@@ -60,9 +60,7 @@ async def recreate(session: AsyncSession, space: Space) -> None:
         await session.execute(text(statement))
     await session.execute(delete(EmbeddingSpaceRow))
     session.add(
-        EmbeddingSpaceRow(
-            id=1, model=space.model, dimensions=space.dimensions, created_at=utcnow()
-        )
+        EmbeddingSpaceRow(id=1, model=space.model, dimensions=space.dimensions, created_at=utcnow())
     )
     await session.flush()
 
