@@ -95,6 +95,9 @@ class DocumentService:
     def space(self) -> Space:
         return Space(self.embedder.model, self.embedder.dimensions)
 
+    async def aclose(self) -> None:
+        await self.embedder.aclose()
+
     async def start(self) -> None:
         """Create or check the vector storage (``EmbeddingModelChanged`` on a model change)."""
         async with self._db.session() as session, session.begin():
