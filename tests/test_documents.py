@@ -3,17 +3,25 @@ transport (hashed bag-of-words vectors, see tests/embedding_upstream.py)."""
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
 from chatbackend.access.caller import Caller, get_caller
 from chatbackend.app import create_app
+from chatbackend.retrieval.cli import reembed
+from chatbackend.retrieval.vector_space import EmbeddingModelChanged
 from chatbackend.settings import Settings, load_settings
 from tests.conftest import OPENAI_KEY
 from tests.embedding_upstream import EmbeddingUpstream
@@ -238,3 +246,40 @@ def test_bad_ids_are_422_or_404(database_url: str) -> None:
         assert api.get("/documents/not-a-uuid").status_code == 422
         unknown = api.get("/documents/00000000-0000-4000-8000-000000000000")
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+
+
+def test_a_changed_embedding_model_is_refused_until_reembed(
+    database_url: str, tmp_path: Path
+) -> None:
+    old = rag_settings(database_url)
+    with client(old) as api:
+        upload(api, "Animals", ANIMALS)
+    new = rag_settings(
+        database_url, embedding_model="text-embedding-3-large", embedding_dimensions=32
+    )
+    with pytest.raises(EmbeddingModelChanged) as refused:
+        with client(new, EmbeddingUpstream(dimensions=32)):
+            pass
+    message = str(refused.value)
+    assert "\n" not in message and "`python -m chatbackend reembed`" in message
+    assert "text-embedding-3-small (64 dimensions)" in message
+
+    env = {
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "PYTHONPATH")},
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "EMBEDDING_MODEL": "text-embedding-3-large",
+        "EMBEDDING_DIMENSIONS": "32",
+        "DATABASE_URL": database_url,
+    }
+    server = subprocess.run(
+        [sys.executable, "-m", "chatbackend", "--port", "1"],
+        env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert server.returncode == 2
+    assert server.stderr.strip().splitlines() == [f"chatbackend: {message}"]
+
+    upstream = EmbeddingUpstream(dimensions=32)
+    assert anyio.run(functools.partial(reembed, new, transport=upstream.transport)) == 0
+    with client(new, upstream) as api:
+        hits = api.post("/search", json={"query": "octopus hearts", "mode": "vector"}).json()
+        assert "three hearts" in hits["results"][0]["text"]

@@ -8,9 +8,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+import anyio
 import uvicorn
 
 from chatbackend.app import create_app
+from chatbackend.retrieval.cli import preflight
+from chatbackend.retrieval.vector_space import EmbeddingModelChanged
 from chatbackend.settings import SettingsError, load_settings
 
 
@@ -26,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
-    except SettingsError as exc:
+        anyio.run(preflight, settings)
+    except (SettingsError, EmbeddingModelChanged) as exc:
         print(f"chatbackend: {exc}", file=sys.stderr)  # noqa: T201 - the one line an operator reads
         return 2
     uvicorn.run(create_app(settings), host=args.host, port=args.port, timeout_graceful_shutdown=10)

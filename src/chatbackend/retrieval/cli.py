@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import httpx2
 from sqlalchemy import select
 from tqdm import tqdm
 
@@ -39,20 +40,33 @@ def main(argv: list[str]) -> int:
         settings = load_settings()
         if args.command == "ingest":
             return anyio.run(_ingest, settings, args.directory, Caller(args.owner))
-        return anyio.run(_reembed, settings)
+        return anyio.run(reembed, settings)
     except (SettingsError, EmbeddingModelChanged, errors.ChatError) as exc:
         print(f"chatbackend: {exc}", file=sys.stderr)  # noqa: T201 - the line an operator reads
         return 2
 
 
+async def preflight(settings: Settings) -> None:
+    """Refuse to serve when the stored vectors were made by another model (the one line that
+    ``EmbeddingModelChanged`` carries, before the server starts)."""
+    from chatbackend.retrieval.lifespan import embedded_embedder_installed
+
+    if settings.embedder == "embedded" and not embedded_embedder_installed():
+        return
+    async with _opened(settings) as (database, embedder):
+        await DocumentService(database, embedder, chunk_tokens=1, overlap_tokens=0).start()
+
+
 @asynccontextmanager
-async def _opened(settings: Settings) -> AsyncIterator[tuple[Database, CachedEmbedder]]:
+async def _opened(
+    settings: Settings, transport: httpx2.AsyncBaseTransport | None = None
+) -> AsyncIterator[tuple[Database, CachedEmbedder]]:
     from chatbackend.store import open_database
 
     database = await open_database(
         settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
     )
-    embedder = build_embedder(settings)
+    embedder = build_embedder(settings, transport=transport)
     try:
         yield database, embedder
     finally:
@@ -97,10 +111,10 @@ def _read(path: Path, root: Path) -> NewDocument | None:
     return NewDocument(extracted.title or path.stem, extracted.text, source)
 
 
-async def _reembed(settings: Settings) -> int:
+async def reembed(settings: Settings, *, transport: httpx2.AsyncBaseTransport | None = None) -> int:
     """Every chunk re-embedded with the configured embedder, in one transaction: an interrupted
     run leaves the old vectors (and the old model's record) as they were."""
-    async with _opened(settings) as (database, embedder):
+    async with _opened(settings, transport) as (database, embedder):
         service = DocumentService(database, embedder, chunk_tokens=1, overlap_tokens=0)
         async with database.session() as session, session.begin():
             rows = await session.execute(select(ChunkRow.id, ChunkRow.owner_id, ChunkRow.text))
