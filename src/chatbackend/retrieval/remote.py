@@ -89,10 +89,12 @@ class RemoteEmbedder:
         return await self._retry.run(lambda: self._once(list(texts)))
 
     async def _once(self, texts: list[str]) -> list[Vector]:
-        extra = {"dimensions": self.dimensions} if self._send_dimensions else {}
         try:
             response = await self._client.embeddings.create(
-                model=self._model, input=texts, encoding_format="float", **extra
+                model=self._model,
+                input=texts,
+                encoding_format="float",
+                dimensions=self.dimensions if self._send_dimensions else openai.omit,
             )
         except (openai.APIError, httpx2.HTTPError) as exc:
             raise to_chat_error(exc) from None

@@ -122,7 +122,7 @@ async def list_documents(
     cursor: str | None = None,
 ) -> DocumentPage:
     """The caller's documents, newest first."""
-    page = await documents.list(caller, limit=limit, cursor=cursor)
+    page = await documents.page(caller, limit=limit, cursor=cursor)
     return DocumentPage(data=[_out(d) for d in page.documents], next_cursor=page.next_cursor)
 
 

@@ -12,7 +12,8 @@ import re
 from collections.abc import Sequence
 from typing import Literal
 
-from sqlalchemy import Float, Integer, TextClause, column, text
+from sqlalchemy import Float, Integer, column, text
+from sqlalchemy.sql.selectable import TextualSelect
 
 Mode = Literal["hybrid", "vector", "text"]
 RRF_K = 60
@@ -86,7 +87,7 @@ def _postgres_arms(owner: str | None) -> dict[str, str]:
     return {"vector": vector, "text": text_arm}
 
 
-def search_statement(dialect: str, mode: Mode, *, owner: str | None) -> TextClause:
+def search_statement(dialect: str, mode: Mode, *, owner: str | None) -> TextualSelect:
     """The statement for ``mode``; binds ``vector``, ``match``, ``candidates``, ``limit``,
     ``owner`` (and ``vec_owner`` on SQLite), ``k``."""
     arms = _postgres_arms(owner) if dialect == "postgresql" else _sqlite_arms(owner)

@@ -159,7 +159,7 @@ class DocumentService:
             await session.execute(delete(ChunkRow).where(ChunkRow.document_id == document_id))
             await session.delete(row)
 
-    async def list(self, caller: Caller, *, limit: int, cursor: str | None) -> Page:
+    async def page(self, caller: Caller, *, limit: int, cursor: str | None) -> Page:
         """Newest first, keyset-paginated on (created_at, id)."""
         statement = select(DocumentRow).where(_owned(DocumentRow.owner_id, caller))
         if cursor is not None:
@@ -200,7 +200,7 @@ class DocumentService:
         top_k: int,
         mode: Mode,
     ) -> list[Hit]:
-        dialect = session.bind.dialect.name
+        dialect = session.get_bind().dialect.name
         postgres = dialect == "postgresql"
         statement = search_statement(dialect, mode, owner=caller.key_id)
         params: dict[str, Any] = {

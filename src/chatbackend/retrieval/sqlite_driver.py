@@ -40,7 +40,8 @@ def sqlite_module() -> types.ModuleType:
             "this Python's sqlite3 cannot load extensions (sqlite-vec); pip install "
             "pysqlite3-binary, or use a Python built with --enable-loadable-sqlite-extensions"
         ) from None
-    return dbapi2
+    module: types.ModuleType = dbapi2
+    return module
 
 
 @functools.cache

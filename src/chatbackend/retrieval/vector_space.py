@@ -36,7 +36,7 @@ class Space:
 async def ensure_space(session: AsyncSession, wanted: Space) -> None:
     """Create the vector storage for ``wanted`` or check that it is what is stored (one
     transaction, under a lock, so replicas starting together agree)."""
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     stored = await session.get(EmbeddingSpaceRow, 1)
@@ -55,7 +55,7 @@ async def ensure_space(session: AsyncSession, wanted: Space) -> None:
 
 async def recreate(session: AsyncSession, space: Space) -> None:
     """Drop the vector storage and create it empty for ``space``."""
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     for statement in _drop(dialect) + _create(dialect, space.dimensions):
         await session.execute(text(statement))
     await session.execute(delete(EmbeddingSpaceRow))
@@ -72,7 +72,7 @@ async def store_vectors(
     """Store ``(chunk id, owner, vector)`` rows."""
     if not rows:
         return
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         statement = text(
             "UPDATE chunks SET embedding = CAST(CAST(:vector AS text) AS vector) WHERE id = :id"
         )
