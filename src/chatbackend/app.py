@@ -26,6 +26,7 @@ from chatbackend.providers import build_provider
 from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger, note_error
 from chatbackend.routes import router
 from chatbackend.settings import Settings, load_settings
+from chatbackend.store import open_database
 from chatbackend.telemetry import start_telemetry
 
 if TYPE_CHECKING:
@@ -77,8 +78,20 @@ def create_app(
             telemetry.observe(built, settings) if telemetry is not None else ObservedProvider(built)
         )
         try:
-            yield {"settings": settings, "service": ChatService(provider, settings)}
+            database = await open_database(
+                settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
+            )
+        except BaseException:
+            await provider.aclose()
+            raise
+        try:
+            yield {
+                "settings": settings,
+                "service": ChatService(provider, settings),
+                "database": database,
+            }
         finally:
+            await database.aclose()
             await provider.aclose()
             if owned_telemetry is not None:
                 owned_telemetry.shutdown()

@@ -6,8 +6,10 @@ from typing import Annotated, TypedDict, cast
 
 from fastapi import Depends, Request
 
+from chatbackend.access.caller import Caller, get_caller
 from chatbackend.chat import ChatService
 from chatbackend.settings import Settings
+from chatbackend.store import Database
 
 
 class State(TypedDict):
@@ -15,6 +17,7 @@ class State(TypedDict):
 
     settings: Settings
     service: ChatService
+    database: Database
 
 
 async def get_service(request: Request) -> ChatService:
@@ -26,5 +29,11 @@ async def get_settings(request: Request) -> Settings:
     return cast(Settings, request.state.settings)
 
 
+async def get_database(request: Request) -> Database:
+    return cast(Database, request.state.database)
+
+
 ServiceDep = Annotated[ChatService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+CallerDep = Annotated[Caller, Depends(get_caller)]

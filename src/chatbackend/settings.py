@@ -19,6 +19,8 @@ TelemetryExporter = Literal["otlp", "azure_monitor", "console", "prometheus"]
 EmbeddingProviderName = Literal["embedded", "azure", "openai", "compatible"]
 
 GITHUB_MODELS_BASE_URL = "https://models.github.ai/inference"
+# Relative to the working directory; the directory is created on start.
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/chatbackend.db"
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer clearly and concisely."
 # The production image leaves the embedded model out (it serves cloud providers only).
 NO_EMBEDDED_MODEL = (
@@ -76,6 +78,9 @@ class Settings(BaseSettings):
     chat_retry_budget_seconds: float = Field(default=10.0, ge=0)
     chat_retry_backoff_seconds: float = Field(default=0.5, ge=0)
 
+    # Conversations: SQLite (default) or PostgreSQL; may hold a password, hence secret.
+    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    database_pool_size: int = Field(default=10, ge=1)
     # Retrieval (issue 15): the embedder, the chunker and the upload limit.
     embedding_provider: EmbeddingProviderName | None = None
     embedding_model: str | None = None
@@ -127,6 +132,7 @@ class Settings(BaseSettings):
         for name in required[provider]:
             if not getattr(self, name):
                 raise ValueError(f"{name.upper()} is required when CHAT_PROVIDER={provider}")
+        _check_database_url(self.database_url.get_secret_value())
         if self.chat_first_token_timeout > self.chat_response_timeout:
             raise ValueError("CHAT_FIRST_TOKEN_TIMEOUT must not exceed CHAT_RESPONSE_TIMEOUT")
         self._check_embedding()
@@ -157,8 +163,9 @@ class Settings(BaseSettings):
         (Azure, OpenAI or a compatible server), else the embedded model."""
         if self.embedding_provider is not None:
             return self.embedding_provider
-        if self.embedding_model and self.provider in ("azure", "openai", "compatible"):
-            return self.provider  # type: ignore[return-value]
+        provider = self.provider
+        if self.embedding_model and provider != "local" and provider != "github":
+            return provider
         return "embedded"
 
     @property
@@ -182,6 +189,19 @@ class Settings(BaseSettings):
         if self.openai_api_key:
             return "openai"
         return "local"
+
+
+def _check_database_url(url: str) -> None:
+    from sqlalchemy.exc import ArgumentError
+
+    from chatbackend.store.database import UnsupportedDatabase, normalise_url
+
+    try:
+        normalise_url(url)
+    except ArgumentError:
+        raise ValueError("DATABASE_URL: not a database URL") from None
+    except UnsupportedDatabase as exc:
+        raise ValueError(str(exc)) from None
 
 
 def load_settings(**overrides: object) -> Settings:
