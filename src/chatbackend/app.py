@@ -24,6 +24,9 @@ from chatbackend.observed import ObservedProvider
 from chatbackend.protocol import error_body
 from chatbackend.providers import build_provider
 from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger, note_error
+from chatbackend.retrieval.lifespan import open_documents
+from chatbackend.retrieval.routes import router as documents_router
+from chatbackend.retrieval.upload import body_limit
 from chatbackend.routes import router
 from chatbackend.settings import Settings, load_settings
 from chatbackend.store import open_database
@@ -84,13 +87,20 @@ def create_app(
         except BaseException:
             await provider.aclose()
             raise
+        documents = None
         try:
+            documents = await open_documents(
+                settings, database, transport=transport, credential=credential
+            )
             yield {
                 "settings": settings,
                 "service": ChatService(provider, settings),
                 "database": database,
+                "documents": documents,
             }
         finally:
+            if documents is not None:
+                await documents.aclose()
             await database.aclose()
             await provider.aclose()
             if owned_telemetry is not None:
@@ -104,8 +114,13 @@ def create_app(
         telemetry=FASTAPI_NATIVE_TELEMETRY,
     )
     app.include_router(router)
+    app.include_router(documents_router)
     _add_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.chat_max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.chat_max_body_bytes,
+        path_limits={"/documents": body_limit(settings.documents_max_bytes)},
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from chatbackend.access.caller import Caller, get_caller
 from chatbackend.chat import ChatService
+from chatbackend.retrieval.service import DocumentService
 from chatbackend.settings import Settings
 from chatbackend.store import Database
 
@@ -18,6 +19,7 @@ class State(TypedDict):
     settings: Settings
     service: ChatService
     database: Database
+    documents: DocumentService | None
 
 
 async def get_service(request: Request) -> ChatService:
