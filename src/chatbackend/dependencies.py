@@ -6,6 +6,7 @@ from typing import Annotated, TypedDict, cast
 
 from fastapi import Depends, Request
 
+from chatbackend import errors
 from chatbackend.access.caller import Caller, get_caller
 from chatbackend.chat import ChatService
 from chatbackend.retrieval.service import DocumentService
@@ -35,7 +36,21 @@ async def get_database(request: Request) -> Database:
     return cast(Database, request.state.database)
 
 
+async def get_documents(request: Request) -> DocumentService | None:
+    """``None`` when no embedder is available; the documents routes then answer 503."""
+    return cast(DocumentService | None, request.state.documents)
+
+
+async def require_documents(request: Request) -> DocumentService:
+    documents = await get_documents(request)
+    if documents is None:
+        raise errors.RetrievalUnavailable()
+    return documents
+
+
 ServiceDep = Annotated[ChatService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
+DocumentsDep = Annotated[DocumentService, Depends(require_documents)]
+OptionalDocumentsDep = Annotated[DocumentService | None, Depends(get_documents)]

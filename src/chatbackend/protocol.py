@@ -7,11 +7,12 @@ is dumped onto the wire.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-Role = Literal["user", "assistant", "system"]
+# The roles a client may send; the domain ``Role`` (providers.base) adds ``tool``.
+MessageRole = Literal["user", "assistant", "system"]
 FinishReason = str
 
 _MESSAGES_EXAMPLE: list[JsonValue] = [
@@ -23,9 +24,18 @@ _MESSAGES_EXAMPLE: list[JsonValue] = [
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: Role
+    role: MessageRole
     content: str
     context: dict[str, JsonValue] | None = None
+
+
+class RetrievalOverride(BaseModel):
+    """``context.overrides.retrieval``: answer from the caller's documents (issue 15)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    top_k: int = Field(default=5, ge=1, le=50)
+    mode: Literal["hybrid", "vector", "text"] = "hybrid"
 
 
 class Overrides(BaseModel):
@@ -38,6 +48,7 @@ class Overrides(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, le=128_000)
     seed: int | None = None
     stop: str | Annotated[list[str], Field(min_length=1, max_length=4)] | None = None
+    retrieval: RetrievalOverride | None = None
 
 
 class RequestContext(BaseModel):
@@ -72,6 +83,9 @@ class Usage(BaseModel):
 
 
 class ResponseContext(BaseModel):
+    # Features add their own fields (conversation_id, message_id, data_points, tool_calls).
+    model_config = ConfigDict(extra="allow")
+
     finish_reason: FinishReason | None
     usage: Usage | None
     model: str
@@ -117,8 +131,3 @@ class ErrorResponse(BaseModel):
     )
 
     error: ErrorDetail
-
-
-def error_body(code: str, message: str) -> dict[str, Any]:
-    """The protocol's error object, as a plain dict ready for JSON encoding."""
-    return {"error": {"code": code, "message": message}}

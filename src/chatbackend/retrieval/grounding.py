@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from chatbackend import errors
 from chatbackend.access.caller import Caller
+from chatbackend.chat import Answer, ChatService
+from chatbackend.protocol import ChatRequest, RetrievalOverride
 from chatbackend.providers.base import GenerationRequest, Message
 from chatbackend.retrieval.service import DocumentService, Hit
 
@@ -23,15 +24,6 @@ SOURCES_PROMPT = (
     "Answer using only the numbered sources below, and cite each source you use as [n]. "
     "If the sources do not contain the answer, say that you do not know.\n\nSources:\n{sources}"
 )
-
-
-class RetrievalOverride(BaseModel):
-    """``context.overrides.retrieval``: answer from the caller's documents."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    top_k: int = Field(default=5, ge=1, le=50)
-    mode: Literal["hybrid", "vector", "text"] = "hybrid"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,3 +62,27 @@ def data_points(hits: Sequence[Hit]) -> list[dict[str, Any]]:
         {"id": str(hit.chunk_id), "title": hit.title, "source": hit.source, "text": hit.text}
         for hit in hits
     ]
+
+
+async def answer_for(
+    service: ChatService,
+    documents: DocumentService | None,
+    caller: Caller,
+    body: ChatRequest,
+    *,
+    whole: bool,
+) -> Answer:
+    """The answer to ``body``; grounded in the caller's documents when it asks for retrieval.
+
+    The sources go on the first line of a stream, and into the response's ``context`` for a
+    whole answer (``whole``)."""
+    generation = service.prepare(body)
+    override = body.context.overrides.retrieval
+    if override is None:
+        return service.answer(generation)
+    if documents is None:
+        raise errors.RetrievalUnavailable()
+    grounded = await ground(documents, caller, generation, override)
+    answer = service.answer(grounded.generation)
+    (answer.context_final if whole else answer.context_first).update(grounded.context)
+    return answer

@@ -120,46 +120,38 @@ def build_remote_embedder(
     model = settings.embedding_model
     dimensions = settings.embedding_dimensions
     assert model is not None and dimensions is not None  # checked by Settings
-    api_key: ApiKey
-    on_close = None
-    drop_auth = False
-    if kind == "azure":
-        assert settings.azure_openai_endpoint is not None  # checked by Settings
-        base_url = f"{settings.azure_openai_endpoint.rstrip('/')}/openai/v1/"
-        if settings.azure_openai_api_key is not None:
-            api_key = settings.azure_openai_api_key.get_secret_value()
-        else:
-            from azure.identity.aio import get_bearer_token_provider
-
-            from chatbackend.providers import _azure_credential
-
-            owned = credential or _azure_credential(settings.azure_client_id)
-            api_key = get_bearer_token_provider(owned, COGNITIVE_SERVICES_SCOPE)
-            on_close = owned.close
-    elif kind == "openai":
-        assert settings.openai_api_key is not None  # checked by Settings
-        base_url = settings.openai_base_url or OPENAI_BASE_URL
-        api_key = settings.openai_api_key.get_secret_value()
-    else:
-        base_url = settings.embedding_base_url or settings.chat_base_url or ""
-        key = settings.embedding_api_key or settings.chat_api_key
-        api_key = key.get_secret_value() if key else "unused"
-        drop_auth = key is None
     timeout = httpx2.Timeout(
         connect=settings.chat_connect_timeout,
         read=settings.chat_first_token_timeout,
         write=settings.chat_connect_timeout,
         pool=settings.chat_connect_timeout,
     )
-    hooks = {"request": [_drop_authorization]} if drop_auth else {}
+    key = (settings.embedding_api_key or settings.chat_api_key) if kind == "compatible" else None
+    hooks = {"request": [_drop_authorization]} if kind == "compatible" and key is None else {}
     http_client = (
         openai.DefaultAsyncHttpxClient(transport=transport, timeout=timeout, event_hooks=hooks)
         if transport is not None
         else openai.DefaultAioHttpClient(timeout=timeout, event_hooks=hooks)
     )
-    client = openai.AsyncOpenAI(
-        api_key=api_key, base_url=base_url, http_client=http_client, max_retries=0
-    )
+    on_close: Callable[[], Awaitable[None]] | None = None
+    client: openai.AsyncOpenAI
+    if kind == "azure":
+        client, on_close = _azure_client(settings, model, http_client, credential)
+    elif kind == "openai":
+        assert settings.openai_api_key is not None  # checked by Settings
+        client = openai.AsyncOpenAI(
+            api_key=settings.openai_api_key.get_secret_value(),
+            base_url=settings.openai_base_url or OPENAI_BASE_URL,
+            http_client=http_client,
+            max_retries=0,
+        )
+    else:
+        client = openai.AsyncOpenAI(
+            api_key=key.get_secret_value() if key else "unused",
+            base_url=settings.embedding_base_url or settings.chat_base_url or "",
+            http_client=http_client,
+            max_retries=0,
+        )
     retry = RetryPolicy(
         attempts=settings.chat_retry_attempts,
         budget_seconds=settings.chat_retry_budget_seconds,
@@ -174,6 +166,45 @@ def build_remote_embedder(
         retry=retry,
         on_close=on_close,
     )
+
+
+def _azure_client(
+    settings: Settings,
+    deployment: str,
+    http_client: httpx2.AsyncClient,
+    credential: AsyncTokenCredential | None,
+) -> tuple[openai.AsyncOpenAI, Callable[[], Awaitable[None]] | None]:
+    """Like the chat provider: the v1 endpoint, or the deployment path with
+    ``AZURE_OPENAI_API_VERSION``; a key, or an Entra token from the same credential chain."""
+    assert settings.azure_openai_endpoint is not None  # checked by Settings
+    endpoint = settings.azure_openai_endpoint.rstrip("/")
+    key = settings.azure_openai_api_key
+    token_provider: Callable[[], Awaitable[str]] | None = None
+    on_close: Callable[[], Awaitable[None]] | None = None
+    if key is None:
+        from azure.identity.aio import get_bearer_token_provider
+
+        from chatbackend.providers import _azure_credential
+
+        owned = credential or _azure_credential(settings.azure_client_id)
+        token_provider = get_bearer_token_provider(owned, COGNITIVE_SERVICES_SCOPE)
+        on_close = owned.close
+    if settings.azure_openai_api_version:
+        client: openai.AsyncOpenAI = openai.AsyncAzureOpenAI(
+            azure_endpoint=endpoint,
+            azure_deployment=deployment,
+            api_version=settings.azure_openai_api_version,
+            api_key=key.get_secret_value() if key is not None else None,
+            azure_ad_token_provider=token_provider,
+            http_client=http_client,
+            max_retries=0,
+        )
+        return client, on_close
+    api_key: ApiKey = key.get_secret_value() if key is not None else token_provider  # type: ignore[assignment]
+    client = openai.AsyncOpenAI(
+        api_key=api_key, base_url=f"{endpoint}/openai/v1/", http_client=http_client, max_retries=0
+    )
+    return client, on_close
 
 
 async def _drop_authorization(request: httpx2.Request) -> None:

@@ -6,24 +6,13 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from chatbackend import errors
-from chatbackend.dependencies import CallerDep, SettingsDep
+from chatbackend.dependencies import CallerDep, DocumentsDep, SettingsDep
 from chatbackend.protocol import ErrorResponse
-from chatbackend.retrieval.service import Document, DocumentService
+from chatbackend.retrieval.service import Document
 from chatbackend.retrieval.upload import DocumentBody, read_document
-
-
-async def get_documents(request: Request) -> DocumentService:
-    documents: DocumentService | None = request.state.documents
-    if documents is None:
-        raise errors.RetrievalUnavailable()
-    return documents
-
-
-DocumentsDep = Annotated[DocumentService, Depends(get_documents)]
 
 
 class DocumentCreated(BaseModel):
