@@ -33,14 +33,14 @@ def query_words(query: str) -> list[str]:
     return list(dict.fromkeys(w for w in words if w not in _STOPWORDS and w != "_"))
 
 
-def fts5_query(words: Sequence[str]) -> str:
-    """Any of ``words`` (each quoted, so no FTS5 operator can be injected)."""
-    return " OR ".join('"' + w.replace('"', "") + '"' for w in words)
+def fts5_query(words: Sequence[str], *, every: bool = False) -> str:
+    """Any (or ``every``) of ``words``, each quoted, so no FTS5 operator can be injected."""
+    return (" AND " if every else " OR ").join('"' + w.replace('"', "") + '"' for w in words)
 
 
-def tsquery(words: Sequence[str]) -> str:
-    """Any of ``words`` as to_tsquery input (``\\w`` characters only, so nothing to escape)."""
-    return " | ".join(words)
+def tsquery(words: Sequence[str], *, every: bool = False) -> str:
+    """Any (or ``every``) of ``words`` as to_tsquery input (``\\w`` characters only)."""
+    return (" & " if every else " | ").join(words)
 
 
 def vector_literal(vector: Sequence[float]) -> str:
@@ -53,7 +53,7 @@ def _owner(column_name: str, owner: str | None, dialect: str) -> str:
     return f"{column_name} = :owner" if dialect == "postgresql" else f"{column_name} IS :owner"
 
 
-def _sqlite_arms(owner: str | None) -> dict[str, str]:
+def _sqlite_arms(owner: str | None, match: str) -> dict[str, str]:
     # FTS5's bm25() and vec0's KNN work only in their own plain SELECT: rank outside it.
     knn = (
         "SELECT rowid AS id, distance FROM chunks_vec "
@@ -62,7 +62,7 @@ def _sqlite_arms(owner: str | None) -> dict[str, str]:
     matches = (
         "SELECT chunks_fts.rowid AS id, bm25(chunks_fts) AS bm FROM chunks_fts "
         "JOIN chunks c ON c.id = chunks_fts.rowid "
-        f"WHERE chunks_fts MATCH :match AND {_owner('c.owner_id', owner, 'sqlite')} "
+        f"WHERE chunks_fts MATCH :{match} AND {_owner('c.owner_id', owner, 'sqlite')} "
         "ORDER BY bm LIMIT :candidates"
     )
     return {
@@ -72,7 +72,7 @@ def _sqlite_arms(owner: str | None) -> dict[str, str]:
     }
 
 
-def _postgres_arms(owner: str | None) -> dict[str, str]:
+def _postgres_arms(owner: str | None, match: str) -> dict[str, str]:
     where = _owner("owner_id", owner, "postgresql")
     distance = "embedding <=> CAST(CAST(:vector AS text) AS vector)"
     vector = (
@@ -81,16 +81,20 @@ def _postgres_arms(owner: str | None) -> dict[str, str]:
     )
     text_arm = (
         "SELECT id, RANK() OVER (ORDER BY ts_rank_cd(tsv, q) DESC) AS rank, "
-        "ts_rank_cd(tsv, q) AS score FROM chunks, to_tsquery('english', :match) q "
+        f"ts_rank_cd(tsv, q) AS score FROM chunks, to_tsquery('english', :{match}) q "
         f"WHERE tsv @@ q AND {where} ORDER BY ts_rank_cd(tsv, q) DESC LIMIT :candidates"
     )
     return {"vector": vector, "text": text_arm}
 
 
 def search_statement(dialect: str, mode: Mode, *, owner: str | None) -> TextualSelect:
-    """The statement for ``mode``; binds ``vector``, ``match``, ``candidates``, ``limit``,
-    ``owner`` (and ``vec_owner`` on SQLite), ``k``."""
-    arms = _postgres_arms(owner) if dialect == "postgresql" else _sqlite_arms(owner)
+    """The statement for ``mode``; binds ``vector``, ``match``/``match_all``, ``candidates``,
+    ``limit``, ``owner`` (and ``vec_owner`` on SQLite), ``k``."""
+    # The hybrid's text arm wants every content word (as plainto_tsquery does in the Azure
+    # sample): a chunk sharing one common word with the question would otherwise outrank, once
+    # fused, the chunk only the vectors found. Text search alone ranks chunks with any of them.
+    match = "match_all" if mode == "hybrid" else "match"
+    arms = _postgres_arms(owner, match) if dialect == "postgresql" else _sqlite_arms(owner, match)
     if mode == "hybrid":
         sql = (
             f"WITH vector_search AS ({arms['vector']}), text_search AS ({arms['text']}) "

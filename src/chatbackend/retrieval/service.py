@@ -211,6 +211,7 @@ class DocumentService:
             "vec_owner": caller.key_id or "",
             "vector": vector_literal(vector) if vector is not None else None,
             "match": tsquery(words) if postgres else fts5_query(words),
+            "match_all": tsquery(words, every=True) if postgres else fts5_query(words, every=True),
         }
         if postgres and mode != "text":
             # Let the HNSW scan go on past owners' other rows (pgvector 0.8 iterative scans).
