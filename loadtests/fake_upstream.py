@@ -21,7 +21,8 @@ Tool calls: ``tool_calls=calculate,get_current_time`` answers with those calls i
 (``finish_reason: "tool_calls"``), their fragments split at awkward points, until the request's
 history holds ``tool_rounds`` rounds of calls after its last user message; then the text answer
 comes, its first chunk quoting the ``tool`` results it was sent (``Results: 12.75 | ....``).
-``tool_arguments`` replaces every call's arguments (e.g. invalid ones).
+``tool_arguments`` replaces every call's arguments (e.g. invalid ones). A request with
+``tool_choice: "none"`` gets the text answer, as from OpenAI.
 
 ``GET /_fake/stats`` counts requests, completed and abandoned streams (the client went away before
 ``[DONE]``: the proof that a disconnect reached the upstream), streams in flight and TCP
@@ -301,7 +302,7 @@ class FakeUpstream:
         messages = body["messages"]
         prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in messages)
         completion = _completion_tokens(knobs, body)
-        calls = _tool_calls(knobs, messages)
+        calls = _tool_calls(knobs, messages) if body.get("tool_choice") != "none" else []
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if not body.get("stream"):
             await asyncio.sleep(knobs.ttft + knobs.itl * max(completion - 1, 0))

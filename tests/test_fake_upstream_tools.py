@@ -177,3 +177,14 @@ def test_bad_knobs_are_refused(fake_upstream: FakeUpstream, bad: str) -> None:
         headers={"X-Fake-Upstream": bad},
     )
     assert response.status_code == 400
+
+
+def test_tool_choice_none_gets_the_text_answer(fake_upstream: FakeUpstream) -> None:
+    completion = sdk(fake_upstream).chat.completions.create(
+        model="m",
+        messages=[USER],  # type: ignore[list-item]
+        tool_choice="none",
+        extra_headers={"X-Fake-Upstream": "tool_calls=calculate;tokens=2"},
+    )
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.choices[0].message.content == "The quick"
