@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import BaseModel, Field
 
+from chatbackend.providers.base import ToolDefinition
 from chatbackend.settings import load_settings
 from chatbackend.tools import (
     ToolError,
@@ -58,42 +59,39 @@ async def get_weather(
 
 def test_schema_comes_from_the_signature_and_the_docstring() -> None:
     assert get_weather.name == "get_weather"
-    assert get_weather.definition() == {
-        "type": "function",
-        "function": {
-            "name": "get_weather",
-            "description": "Get the weather forecast for a city.",
-            "parameters": {
-                "type": "object",
-                "properties": {
-                    "city": {"type": "string", "maxLength": 50, "description": "the city"},
-                    "days": {
-                        "type": "integer",
-                        "default": 1,
-                        "description": "how many days ahead, counted from today.",
-                    },
-                    "units": {
-                        "anyOf": [{"$ref": "#/$defs/Units"}, {"type": "null"}],
-                        "default": None,
-                    },
+    assert get_weather.definition == ToolDefinition(
+        name="get_weather",
+        description="Get the weather forecast for a city.",
+        parameters={
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "maxLength": 50, "description": "the city"},
+                "days": {
+                    "type": "integer",
+                    "default": 1,
+                    "description": "how many days ahead, counted from today.",
                 },
-                "required": ["city"],
-                "additionalProperties": False,
-                "$defs": {
-                    "Units": {
-                        "type": "object",
-                        "properties": {
-                            "system": {
-                                "type": "string",
-                                "enum": ["metric", "imperial"],
-                                "default": "metric",
-                            }
-                        },
-                    }
+                "units": {
+                    "anyOf": [{"$ref": "#/$defs/Units"}, {"type": "null"}],
+                    "default": None,
                 },
             },
+            "required": ["city"],
+            "additionalProperties": False,
+            "$defs": {
+                "Units": {
+                    "type": "object",
+                    "properties": {
+                        "system": {
+                            "type": "string",
+                            "enum": ["metric", "imperial"],
+                            "default": "metric",
+                        }
+                    },
+                }
+            },
         },
-    }
+    )
 
 
 def test_a_property_named_title_keeps_its_schema() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from chatbackend.routes import router
 from chatbackend.settings import Settings, load_settings
 from chatbackend.streaming import error_response
 from chatbackend.telemetry import start_telemetry
+from chatbackend.tools import Tool, ToolRegistry, configured_runner
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -53,15 +54,22 @@ def create_app(
     transport: httpx2.AsyncBaseTransport | None = None,
     credential: AsyncTokenCredential | None = None,
     telemetry: Telemetry | None = None,
+    tools: Iterable[Tool] | None = None,
 ) -> FastAPI:
     """Build the app. ``transport`` and ``credential`` replace the upstream HTTP transport and
     the Azure credential, ``telemetry`` the exporters (tests); everything else comes from
-    ``settings`` or the environment. Telemetry built here is shut down with the app."""
+    ``settings`` or the environment. Telemetry built here is shut down with the app.
+    ``tools`` replaces the built-in tools the model may call (``CHAT_TOOLS`` selects among them)."""
     settings = settings or load_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s:     %(name)s %(message)s")
     configure_request_logger()
     owned_telemetry = None if telemetry is not None else start_telemetry(settings)
     telemetry = telemetry or owned_telemetry
+    tool_runner = configured_runner(
+        settings,
+        ToolRegistry(tools) if tools is not None else None,
+        tracer=telemetry.tool_tracer() if telemetry is not None else None,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
@@ -75,7 +83,7 @@ def create_app(
                 ",".join(sorted(settings.telemetry_exporters)) or "off",
             )
             tracer = telemetry.tracer(provider, settings) if telemetry is not None else None
-            service = ChatService(provider, settings, tracer=tracer)
+            service = ChatService(provider, settings, tracer=tracer, tools=tool_runner)
             tune_garbage_collector(settings.gc_threshold)
             yield {"settings": settings, "service": service}
         finally:

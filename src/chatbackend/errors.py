@@ -135,3 +135,11 @@ class NotReady(ChatError):
     status = 503
     code = "not_ready"
     message = "The model provider is not ready."
+
+
+class ToolsUnsupported(ChatError):
+    status = 400
+    code = "tools_unsupported"
+    message = (
+        "The configured model cannot call tools; remove context.overrides.tools from the request."
+    )

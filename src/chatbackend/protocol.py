@@ -39,6 +39,9 @@ class Overrides(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, le=128_000)
     seed: int | None = None
     stop: str | Annotated[list[str], Field(min_length=1, max_length=4)] | None = None
+    # Function calling: narrow the server's tools by name, or turn them off for this request.
+    tools: Annotated[list[str], Field(max_length=64)] | None = None
+    tool_choice: Literal["auto", "none"] | None = None
 
 
 class RequestContext(BaseModel):

@@ -9,9 +9,10 @@ A tool is one typed async function::
 Its JSON schema comes from the signature, its description from the docstring.
 """
 
-from chatbackend.tools.builtin import BUILTIN_TOOLS, builtin_registry
+from chatbackend.providers.base import ToolFailure, ToolResult
+from chatbackend.tools.builtin import BUILTIN_TOOLS, builtin_registry, configured_runner
 from chatbackend.tools.registry import InvalidArguments, Tool, ToolError, ToolRegistry, tool
-from chatbackend.tools.runner import ToolFailure, ToolResult, ToolRunner, ToolTrace, ToolTracer
+from chatbackend.tools.runner import ToolRunner, ToolTrace, ToolTracer
 
 __all__ = [
     "BUILTIN_TOOLS",
@@ -25,5 +26,6 @@ __all__ = [
     "ToolTrace",
     "ToolTracer",
     "builtin_registry",
+    "configured_runner",
     "tool",
 ]

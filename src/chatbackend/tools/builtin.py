@@ -8,8 +8,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
+from chatbackend.settings import Settings, SettingsError
 from chatbackend.tools import calculator
 from chatbackend.tools.registry import Tool, ToolRegistry, tool
+from chatbackend.tools.runner import ToolRunner, ToolTracer
 
 
 def _known_zone(name: str) -> str:
@@ -63,3 +65,20 @@ BUILTIN_TOOLS: tuple[Tool, ...] = (get_current_time, calculate)
 def builtin_registry() -> ToolRegistry:
     """Every tool that ships with the server (``CHAT_TOOLS`` selects among them)."""
     return ToolRegistry(BUILTIN_TOOLS)
+
+
+def configured_runner(
+    settings: Settings, tools: ToolRegistry | None = None, *, tracer: ToolTracer | None = None
+) -> ToolRunner:
+    """The runner of the tools ``CHAT_TOOLS`` enables among ``tools`` (the built-in ones)."""
+    registry = tools if tools is not None else builtin_registry()
+    if settings.chat_tools is not None:
+        try:
+            registry = registry.select(settings.chat_tools)
+        except KeyError as exc:
+            known = ", ".join(registry.names)
+            raise SettingsError(
+                f"invalid configuration: CHAT_TOOLS: unknown tool {exc.args[0]}; the tools are: "
+                f"{known}"
+            ) from None
+    return ToolRunner(registry, timeout=settings.chat_tool_timeout, tracer=tracer)

@@ -19,6 +19,8 @@ import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
+from chatbackend.providers.base import ToolDefinition
+
 ToolFunction = Callable[..., Awaitable[object]]
 JsonSchema = dict[str, Any]
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -43,10 +45,10 @@ class Tool:
     function: ToolFunction
     arguments: type[BaseModel]
 
-    def definition(self) -> dict[str, Any]:
-        """The tool as the OpenAI chat completions API takes it in ``tools``."""
-        function = {"name": self.name, "description": self.description}
-        return {"type": "function", "function": {**function, "parameters": self.parameters}}
+    @property
+    def definition(self) -> ToolDefinition:
+        """What the model is told about the tool."""
+        return ToolDefinition(self.name, self.description, self.parameters)
 
     async def run(self, arguments: str) -> str:
         """Validate ``arguments`` (JSON text), call the function, return its result as text.
@@ -183,6 +185,7 @@ class ToolRegistry:
             if item.name in self._tools:
                 raise ValueError(f"two tools are named {item.name}")
             self._tools[item.name] = item
+        self._definitions = tuple(t.definition for t in self._tools.values())
 
     def __iter__(self) -> Iterator[Tool]:
         return iter(self._tools.values())
@@ -199,6 +202,11 @@ class ToolRegistry:
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
+
+    @property
+    def definitions(self) -> tuple[ToolDefinition, ...]:
+        """What the model is told about every tool, built once."""
+        return self._definitions
 
     def select(self, names: Iterable[str]) -> ToolRegistry:
         """The named subset, in this registry's order; an unknown name raises ``KeyError``."""

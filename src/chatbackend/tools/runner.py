@@ -11,18 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
-import orjson
-
+from chatbackend.providers.base import ToolFailure, ToolFailureCode, ToolResult
 from chatbackend.tools.registry import InvalidArguments, ToolError, ToolRegistry
 
 logger = logging.getLogger("chatbackend.tools")
-
-FailureCode = Literal[
-    "unknown_tool", "invalid_arguments", "tool_error", "tool_timeout", "tool_failed"
-]
 
 
 class Call(Protocol):
@@ -34,29 +28,6 @@ class Call(Protocol):
     def name(self) -> str: ...
     @property
     def arguments(self) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ToolFailure:
-    code: FailureCode
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class ToolResult:
-    """What one call produced: ``content`` (text, often JSON) or an ``error``."""
-
-    id: str
-    name: str
-    content: str | None = None
-    error: ToolFailure | None = None
-
-    @property
-    def for_model(self) -> str:
-        """The ``tool`` message content the model reads."""
-        if self.error is None:
-            return self.content or ""
-        return orjson.dumps({"error": self.error.message}).decode()
 
 
 class ToolTrace(Protocol):
@@ -81,12 +52,13 @@ class ToolRunner:
         self.tracer = tracer
 
     async def run_all(
-        self, calls: Sequence[Call], *, registry: ToolRegistry | None = None
+        self, calls: Sequence[Call], *, names: Sequence[str] | None = None
     ) -> list[ToolResult]:
         """Every call's result, in the order of ``calls``; the calls run concurrently.
 
-        ``registry`` narrows the tools for this request (``context.overrides.tools``).
+        ``names`` narrows the tools for this request (``context.overrides.tools``).
         """
+        registry = self.registry.select(names) if names is not None else None
         if len(calls) == 1:
             return [await self.run(calls[0], registry=registry)]
         async with asyncio.TaskGroup() as group:
@@ -130,5 +102,5 @@ class ToolRunner:
         return _failed(call, "tool_failed", "the tool failed")
 
 
-def _failed(call: Call, code: FailureCode, message: str) -> ToolResult:
+def _failed(call: Call, code: ToolFailureCode, message: str) -> ToolResult:
     return ToolResult(id=call.id, name=call.name, error=ToolFailure(code, message))
