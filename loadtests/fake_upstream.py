@@ -17,6 +17,13 @@ Faults: ``rate_limit`` (429 with ``Retry-After``), ``server_error`` (500), ``han
 (the stream's bytes arrive ``trickle_bytes`` at a time, ``itl`` apart) and ``content_filter``
 (Azure's 400 refusal).
 
+Tool calls: ``tool_calls=calculate,get_current_time`` answers with those calls in parallel
+(``finish_reason: "tool_calls"``), their fragments split at awkward points, until the request's
+history holds ``tool_rounds`` rounds of calls after its last user message; then the text answer
+comes, its first chunk quoting the ``tool`` results it was sent (``Results: 12.75 | ....``).
+``tool_arguments`` replaces every call's arguments (e.g. invalid ones). A request with
+``tool_choice: "none"`` gets the text answer, as from OpenAI.
+
 ``GET /_fake/stats`` counts requests, completed and abandoned streams (the client went away before
 ``[DONE]``: the proof that a disconnect reached the upstream), streams in flight and TCP
 connections opened (the proof that a client reuses its pool). ``POST /_fake/reset`` clears them.
@@ -67,6 +74,11 @@ class Knobs:
     hang: float = 600.0
     drop_after: int = 2
     trickle_bytes: int = 7
+    # Tool calls: names to call in parallel (comma-separated), for ``tool_rounds`` rounds,
+    # each call with ``tool_arguments`` (JSON text) or a built-in example for the name.
+    tool_calls: str = ""
+    tool_rounds: int = 1
+    tool_arguments: str = ""
 
     def replace(self, values: dict[str, Any]) -> Knobs:
         """These knobs with ``values`` (strings from a header, or JSON values) applied."""
@@ -81,6 +93,8 @@ class Knobs:
                 changes[name] = value
             elif fields[name] == "int":
                 changes[name] = int(value)
+            elif fields[name] == "str":
+                changes[name] = str(value)
             else:
                 changes[name] = float(value)
         return dataclasses.replace(self, **changes)
@@ -285,13 +299,19 @@ class FakeUpstream:
         if refusal is not None:
             return refusal
         azure = request.path.startswith("/openai/")
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
+        messages = body["messages"]
+        prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in messages)
         completion = _completion_tokens(knobs, body)
+        calls = _tool_calls(knobs, messages) if body.get("tool_choice") != "none" else []
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if not body.get("stream"):
             await asyncio.sleep(knobs.ttft + knobs.itl * max(completion - 1, 0))
-            return web.json_response(_completion(model, completion, prompt_tokens))
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        chunks = _sse_chunks(model, completion, prompt_tokens, azure, include_usage)
+            return web.json_response(_completion(model, completion, prompt_tokens, calls))
+        if calls:
+            chunks = _tool_call_chunks(model, calls, prompt_tokens, azure, include_usage)
+        else:
+            lead = _tool_results_lead(messages)
+            chunks = _sse_chunks(model, completion, prompt_tokens, azure, include_usage, lead)
         return await self._stream(request, knobs, chunks)
 
     async def _refusal(self, knobs: Knobs) -> web.Response | None:
@@ -398,9 +418,17 @@ def _word(index: int) -> str:
 
 
 def _sse_chunks(
-    model: str, tokens: int, prompt_tokens: int, azure: bool, include_usage: bool
+    model: str,
+    tokens: int,
+    prompt_tokens: int,
+    azure: bool,
+    include_usage: bool,
+    lead: str | None = None,
 ) -> Iterator[tuple[bytes, bool]]:
-    """``(bytes, is_content)`` for each SSE event; content chunks come from one template."""
+    """``(bytes, is_content)`` for each SSE event; content chunks come from one template.
+
+    ``lead`` replaces the first word (it quotes the tool results the request carried).
+    """
     head = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": CREATED}
     base = {**head, "model": model, "system_fingerprint": "fp_fake"}
     extra = {"content_filter_results": _FILTER_SAFE} if azure else {}
@@ -416,12 +444,99 @@ def _sse_chunks(
     template = _event({**base, "choices": [_choice({"content": marker}, None, extra)]})
     prefix, suffix = _split(template, marker)
     for index in range(tokens):
-        text = json.dumps(_word(index))[1:-1].encode()
+        word = lead if index == 0 and lead is not None else _word(index)
+        text = json.dumps(word)[1:-1].encode()
         yield prefix + text + suffix, True
     yield _event({**base, "choices": [_choice({}, "stop", extra)]}), False
     if include_usage:
         usage = _usage(prompt_tokens, tokens)
         yield _event({**base, "choices": [], "usage": usage}), False
+    yield _DONE, False
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str
+
+
+EXAMPLE_ARGUMENTS = {
+    "calculate": '{"expression": "(17 * 3) / 4"}',
+    "get_current_time": '{"timezone": "Europe/Paris"}',
+}
+# Argument text is streamed this many characters at a time, so pieces end inside JSON strings.
+ARGUMENT_PIECE = 5
+
+
+def _tool_calls(knobs: Knobs, messages: list[dict[str, Any]]) -> list[ToolCall]:
+    """The calls to answer with: none once ``tool_rounds`` rounds are in the conversation."""
+    names = [name.strip() for name in knobs.tool_calls.split(",") if name.strip()]
+    done = sum(1 for m in _since_last_user(messages) if m.get("tool_calls"))
+    if not names or done >= knobs.tool_rounds:
+        return []
+    return [
+        ToolCall(
+            id=f"call_fake_{done}_{index}",
+            name=name,
+            arguments=knobs.tool_arguments or EXAMPLE_ARGUMENTS.get(name, "{}"),
+        )
+        for index, name in enumerate(names)
+    ]
+
+
+def _since_last_user(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
+    return messages[users[-1] + 1 :] if users else messages
+
+
+def _tool_results_lead(messages: list[dict[str, Any]]) -> str | None:
+    """``Results: 12.75 | {...}.``: the answer quotes the tool results it was sent."""
+    results = [str(m.get("content")) for m in _since_last_user(messages) if m.get("role") == "tool"]
+    return f"Results: {' | '.join(results)}." if results else None
+
+
+def _tool_call_chunks(
+    model: str, calls: list[ToolCall], prompt_tokens: int, azure: bool, include_usage: bool
+) -> Iterator[tuple[bytes, bool]]:
+    """A parallel tool-call answer, split at awkward points as real streams can be.
+
+    Each call's id (and type) comes in one chunk and its name in another; the names of all
+    calls share a chunk; the argument text follows ``ARGUMENT_PIECE`` characters at a time,
+    the calls' pieces interleaved, so a parser must key every fragment by its ``index``.
+    """
+    head = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": CREATED}
+    base = {**head, "model": model, "system_fingerprint": "fp_fake"}
+    extra = {"content_filter_results": {}} if azure else {}
+
+    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return _event({**base, "choices": [_choice(delta, finish, extra)]})
+
+    if azure:
+        prompt_filter = {**head, "model": "", "choices": [], "prompt_filter_results": []}
+        prompt_filter["prompt_filter_results"] = [
+            {"prompt_index": 0, "content_filter_results": _FILTER_SAFE}
+        ]
+        yield _event(prompt_filter), False
+    yield event({"role": "assistant", "content": None, "refusal": None}), False
+    for index, call in enumerate(calls):
+        opening = {"index": index, "id": call.id, "type": "function", "function": {"arguments": ""}}
+        yield event({"tool_calls": [opening]}), True
+    names = [{"index": i, "function": {"name": c.name}} for i, c in enumerate(calls)]
+    yield event({"tool_calls": names}), True
+    pieces = [
+        [c.arguments[at : at + ARGUMENT_PIECE] for at in range(0, len(c.arguments), ARGUMENT_PIECE)]
+        for c in calls
+    ]
+    for step in range(max((len(p) for p in pieces), default=0)):
+        for index, call_pieces in enumerate(pieces):
+            if step < len(call_pieces):
+                fragment = {"index": index, "function": {"arguments": call_pieces[step]}}
+                yield event({"tool_calls": [fragment]}), True
+    yield event({}, "tool_calls"), False
+    if include_usage:
+        completion = sum(len(c.arguments) // 4 + 1 for c in calls)
+        yield _event({**base, "choices": [], "usage": _usage(prompt_tokens, completion)}), False
     yield _DONE, False
 
 
@@ -447,7 +562,26 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
     }
 
 
-def _completion(model: str, tokens: int, prompt_tokens: int) -> dict[str, Any]:
+def _completion(
+    model: str, tokens: int, prompt_tokens: int, calls: list[ToolCall]
+) -> dict[str, Any]:
+    if calls:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": None,
+            "refusal": None,
+            "tool_calls": [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
+                for c in calls
+            ],
+        }
+    else:
+        text = "".join(_word(i) for i in range(tokens))
+        message = {"role": "assistant", "content": text, "refusal": None}
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -457,13 +591,9 @@ def _completion(model: str, tokens: int, prompt_tokens: int) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": "".join(_word(i) for i in range(tokens)),
-                    "refusal": None,
-                },
+                "message": message,
                 "logprobs": None,
-                "finish_reason": "stop",
+                "finish_reason": "tool_calls" if calls else "stop",
             }
         ],
         "usage": _usage(prompt_tokens, tokens),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ from chatbackend.settings import Settings, load_settings
 from chatbackend.store import open_database
 from chatbackend.streaming import error_response
 from chatbackend.telemetry import start_telemetry
+from chatbackend.tools import Tool, ToolRegistry, configured_runner
 from chatbackend.wirecheck import shown_key
 
 if TYPE_CHECKING:
@@ -64,15 +65,22 @@ def create_app(
     transport: httpx2.AsyncBaseTransport | None = None,
     credential: AsyncTokenCredential | None = None,
     telemetry: Telemetry | None = None,
+    tools: Iterable[Tool] | None = None,
 ) -> FastAPI:
     """Build the app. ``transport`` and ``credential`` replace the upstream HTTP transport and
     the Azure credential, ``telemetry`` the exporters (tests); everything else comes from
-    ``settings`` or the environment. Telemetry built here is shut down with the app."""
+    ``settings`` or the environment. Telemetry built here is shut down with the app.
+    ``tools`` replaces the built-in tools the model may call (``CHAT_TOOLS`` selects among them)."""
     settings = settings or load_settings()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s:     %(name)s %(message)s")
     configure_request_logger()
     owned_telemetry = None if telemetry is not None else start_telemetry(settings)
     telemetry = telemetry or owned_telemetry
+    tool_runner = configured_runner(
+        settings,
+        ToolRegistry(tools) if tools is not None else None,
+        tracer=telemetry.tool_tracer() if telemetry is not None else None,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
@@ -107,7 +115,7 @@ def create_app(
                 settings, database, transport=transport, credential=credential
             )
             tracer = telemetry.tracer(provider, settings) if telemetry is not None else None
-            service = ChatService(provider, settings, tracer=tracer)
+            service = ChatService(provider, settings, tracer=tracer, tools=tool_runner)
             tune_garbage_collector(settings.gc_threshold)
             yield {
                 "settings": settings,

@@ -14,15 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal, assert_never
 
 from chatbackend import errors
 from chatbackend.aio import aclose
 from chatbackend.observed import CallTracer, UpstreamCall
-from chatbackend.protocol import ChatRequest
+from chatbackend.protocol import ChatRequest, Overrides
 from chatbackend.providers.base import (
     Delta,
     Finish,
@@ -31,9 +32,14 @@ from chatbackend.providers.base import (
     Message,
     Provider,
     TextDelta,
+    ToolCall,
+    ToolDefinition,
+    ToolResult,
     Usage,
 )
+from chatbackend.requestlog import current_request
 from chatbackend.settings import Settings
+from chatbackend.tools import ToolRunner, configured_runner
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +60,8 @@ class Outcome:
     error: errors.ChatError | None
     # Whether the first delta arrived: False when it failed or was cancelled while opening.
     streamed: bool
+    # The tools the model called and what they returned, in order (empty without tools).
+    tools: tuple[tuple[ToolCall, ToolResult], ...] = ()
 
     @property
     def usage(self) -> Usage | None:
@@ -96,6 +104,15 @@ class Answer:
         self._finish: Finish | None = None
         self._error: errors.ChatError | None = None
         self._streamed = False
+        # Function calling: this model call's tool calls, results waiting to be read, rounds.
+        self.tool_exchanges: list[tuple[ToolCall, ToolResult]] = []
+        self._round_calls: list[ToolCall] = []
+        self._round_start = 0
+        self._queued: deque[ToolResult] = deque()
+        self._continue = False
+        self._rounds = 0
+        self._usage: Usage | None = None
+        self._call_finish: Finish | None = None
         # The one timer: ``_due`` is when the current wait fails; a read moves it forward.
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[Any] | None = None
@@ -225,6 +242,10 @@ class Answer:
         return self
 
     async def __anext__(self) -> Delta:
+        if self._queued:
+            return self._queued.popleft()
+        if self._continue:
+            await self._next_call()
         first = self._first
         if first is not None:
             self._first = None
@@ -252,17 +273,82 @@ class Answer:
         finally:
             self._waiting = False
         self._last_read = self._loop.time()  # type: ignore[union-attr]
+        if self._round_calls and type(delta) is Finish:
+            return await self._tool_round(delta)
         return self._note(delta)
 
     def _note(self, delta: Delta) -> Delta:
         match delta:
             case TextDelta():
                 self._parts.append(delta.content)
+            case ToolCall():
+                self._round_calls.append(delta)
+            case ToolResult():
+                pass
             case Finish():
+                if self._rounds:
+                    self._call_finish = delta
+                    delta = replace(delta, usage=_sum(self._usage, delta.usage))
                 self._finish = delta
             case _:
                 assert_never(delta)
         return delta
+
+    # Function calling: a call that asked for tools ends its round here; the tools run, their
+    # results are read as deltas, then the next call carries them to the model.
+
+    async def _tool_round(self, finish: Finish) -> Delta:
+        calls, self._round_calls = self._round_calls, []
+        request = self.request
+        if request.tool_choice == "none" or not request.tools:
+            # Asked for tools it was not offered (or after its last round): the answer ends.
+            return self._note(finish)
+        self._usage = _sum(self._usage, finish.usage)
+        await self._end_call(finish)
+        self._rounds += 1
+        try:
+            results = await self._service.tools.run_all(
+                calls, names=[t.name for t in request.tools]
+            )
+        except asyncio.CancelledError:
+            if self._take_expiry():
+                self._error = errors.UpstreamTimeout()
+                raise self._error from None
+            raise
+        self.tool_exchanges.extend(zip(calls, results, strict=True))
+        text = "".join(self._parts[self._round_start :])
+        last_round = self._rounds >= self._service.settings.chat_max_tool_rounds
+        self.request = replace(
+            request,
+            messages=[
+                *request.messages,
+                Message(role="assistant", content=text, tool_calls=tuple(calls)),
+                *(Message(role="tool", content=r.for_model, tool_call_id=r.id) for r in results),
+            ],
+            tool_choice="none" if last_round else "auto",
+        )
+        self._continue = True
+        self._queued.extend(results[1:])
+        return results[0]
+
+    async def _end_call(self, finish: Finish) -> None:
+        """End a model call that asked for tools: its upstream is closed before they run."""
+        deltas, self._deltas = self._deltas, None
+        if deltas is not None:
+            await aclose(deltas)
+        call, self._call = self._call, None
+        if call is not None:
+            text = "".join(self._parts[self._round_start :])
+            call.end(Outcome("complete", text, finish, None, streamed=True))
+
+    async def _next_call(self) -> None:
+        self._continue = False
+        self._round_start = len(self._parts)
+        try:
+            await self._open_with_retries()
+        except errors.ChatError as exc:
+            self._error = exc
+            raise
 
     async def aclose(self) -> None:
         """Close the upstream, free the slot and run the hooks; only the first call acts."""
@@ -282,8 +368,20 @@ class Answer:
                 self._service.slots.release()
             self.outcome = outcome = self._outcome()
             if self._call is not None:
-                self._call.end(outcome)
+                self._end_last_call(self._call, outcome)
             await self._run_hooks(outcome)
+
+    def _end_last_call(self, call: UpstreamCall, outcome: Outcome) -> None:
+        if not self._rounds:
+            call.end(outcome)
+            return
+        # After tool rounds the answer's usage is the sum; the last call's span gets its own.
+        text = "".join(self._parts[self._round_start :])
+        call.end(replace(outcome, text=text, finish=self._call_finish))
+        record = current_request.get()
+        if record is not None and outcome.usage is not None:
+            record.input_tokens = outcome.usage.prompt_tokens
+            record.output_tokens = outcome.usage.completion_tokens
 
     def _outcome(self) -> Outcome:
         error = self._error
@@ -302,6 +400,7 @@ class Answer:
             finish=self._finish,
             error=error,
             streamed=self._streamed,
+            tools=tuple(self.tool_exchanges),
         )
 
     async def _run_hooks(self, outcome: Outcome) -> None:
@@ -355,6 +454,12 @@ class Answer:
         return True
 
 
+def _sum(total: Usage | None, usage: Usage | None) -> Usage | None:
+    if total is None:
+        return usage
+    return total if usage is None else total + usage
+
+
 class StreamSlots:
     """A per-process limit on answers in flight that refuses instead of queueing.
 
@@ -380,10 +485,16 @@ class ChatService:
     """Turns protocol requests into answers, with limits, deadlines and retries."""
 
     def __init__(
-        self, provider: Provider, settings: Settings, *, tracer: CallTracer | None = None
+        self,
+        provider: Provider,
+        settings: Settings,
+        *,
+        tracer: CallTracer | None = None,
+        tools: ToolRunner | None = None,
     ) -> None:
         self.provider = provider
         self.settings = settings
+        self.tools = tools if tools is not None else configured_runner(settings)
         self.slots = StreamSlots(settings.chat_max_streams)
         self._tracer = tracer
         self._readiness: tuple[float, str | None] | None = None
@@ -429,7 +540,26 @@ class ChatService:
             seed=overrides.seed,
             stop=stop,
         )
-        return GenerationRequest(messages=messages, options=options)
+        return GenerationRequest(messages=messages, options=options, tools=self._tools(overrides))
+
+    def _tools(self, overrides: Overrides) -> tuple[ToolDefinition, ...]:
+        """The tools offered for one request: ``CHAT_TOOLS``, narrowed by the overrides."""
+        if not self.provider.supports_tools:
+            if overrides.tools:
+                raise errors.ToolsUnsupported()
+            return ()
+        if overrides.tool_choice == "none":
+            return ()
+        registry = self.tools.registry
+        if overrides.tools is None:
+            return registry.definitions
+        if unknown := sorted(set(overrides.tools) - set(registry.names)):
+            known = ", ".join(registry.names) or "none"
+            raise errors.InvalidRequest(
+                f"context.overrides.tools: unknown tool {', '.join(unknown)}; "
+                f"the tools are: {known}"
+            )
+        return registry.select(overrides.tools).definitions
 
     def answer(self, request: GenerationRequest) -> Answer:
         """A new, unopened answer to ``request``."""

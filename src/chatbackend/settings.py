@@ -175,6 +175,10 @@ class Settings(BaseSettings):
     # redis://, rediss:// or unix:// (may carry a password, hence secret); unset: in memory.
     redis_url: SecretStr | None = None
     redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    # Function calling (``chatbackend.tools``): unset = every tool, empty = none.
+    chat_tools: Annotated[list[str] | None, NoDecode] = None
+    chat_tool_timeout: float = Field(default=10.0, gt=0)
+    chat_max_tool_rounds: int = Field(default=5, ge=1, le=20)
 
     @model_validator(mode="before")
     @classmethod
@@ -183,6 +187,15 @@ class Settings(BaseSettings):
             raw = data.get("cors_origins")
             if isinstance(raw, str):
                 data = {**data, "cors_origins": [o.strip() for o in raw.split(",") if o.strip()]}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_chat_tools(cls, data: object) -> object:
+        if isinstance(data, dict):
+            raw = data.get("chat_tools")
+            if isinstance(raw, str):
+                data = {**data, "chat_tools": [t.strip() for t in raw.split(",") if t.strip()]}
         return data
 
     @field_validator("gc_threshold", mode="before")

@@ -23,9 +23,17 @@ from starlette.types import Receive, Scope, Send
 
 from chatbackend import errors
 from chatbackend.chat import Answer
-from chatbackend.encoders import Encoding, encoding_for, final_event, first_event
+from chatbackend.encoders import (
+    Encoding,
+    encoding_for,
+    final_event,
+    first_event,
+    tool_call_event,
+    tool_result_body,
+    tool_result_event,
+)
 from chatbackend.protocol import AssistantMessage, ChatResponse, ResponseContext, Usage
-from chatbackend.providers.base import Finish, TextDelta
+from chatbackend.providers.base import Finish, TextDelta, ToolCall, ToolResult
 from chatbackend.requestlog import note_error
 from chatbackend.settings import Settings
 
@@ -164,6 +172,10 @@ class AnswerStream(Response):
                 match delta:
                     case TextDelta():
                         data = self._encoding.text(delta.content)
+                    case ToolCall():
+                        data = encode(tool_call_event(delta))
+                    case ToolResult():
+                        data = encode(tool_result_event(delta))
                     case Finish():
                         pending += encode(
                             final_event(delta, answer.context_final, self._session_state)
@@ -292,11 +304,18 @@ async def complete_answer(
     if finish is None:
         raise outcome.error or errors.UpstreamIncomplete()
     usage = finish.usage
+    extra = dict(answer.context_final)
+    if outcome.tools:
+        extra["tool_calls"] = [
+            {"id": call.id, "name": call.name, "arguments": call.arguments}
+            | tool_result_body(result)
+            for call, result in outcome.tools
+        ]
     context = ResponseContext(
         finish_reason=finish.finish_reason,
         usage=Usage(**usage.as_dict()) if usage is not None else None,
         model=finish.model,
-        **answer.context_final,
+        **extra,
     )
     return ChatResponse(
         message=AssistantMessage(content=outcome.text),

@@ -10,9 +10,11 @@ HTTP on our side; the service decides retries and deadlines, the encoders decide
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+import orjson
 
 AuthMode = Literal["api-key", "managed-identity", "developer-credential", "token", "none"]
 Role = Literal["system", "user", "assistant", "tool"]
@@ -50,6 +52,43 @@ class ToolCall:
     arguments: str
 
 
+ToolFailureCode = Literal[
+    "unknown_tool", "invalid_arguments", "tool_error", "tool_timeout", "tool_failed"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolFailure:
+    code: ToolFailureCode
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What running one ``ToolCall`` produced: ``content`` (text, often JSON) or an ``error``."""
+
+    id: str
+    name: str
+    content: str | None = None
+    error: ToolFailure | None = None
+
+    @property
+    def for_model(self) -> str:
+        """The ``tool`` message content the model reads."""
+        if self.error is None:
+            return self.content or ""
+        return orjson.dumps({"error": self.error.message}).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDefinition:
+    """A tool offered to the model: ``parameters`` is the JSON schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     role: Role
@@ -72,6 +111,10 @@ class GenerationOptions:
 class GenerationRequest:
     messages: Sequence[Message]
     options: GenerationOptions = GenerationOptions()
+    # The tools the model may call; ``tool_choice="none"`` makes it answer in text (the
+    # tools stay listed, as a history that holds tool calls requires).
+    tools: Sequence[ToolDefinition] = ()
+    tool_choice: Literal["auto", "none"] = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +133,9 @@ class Finish:
     model: str
 
 
-Delta = TextDelta | Finish
+# ``ToolCall``s come from the provider, right before the ``Finish`` of a call that asked for
+# tools; ``ToolResult``s from the answer, once it has run them.
+Delta = TextDelta | ToolCall | ToolResult | Finish
 
 
 class Provider(Protocol):
@@ -99,6 +144,8 @@ class Provider(Protocol):
     name: str
     model: str
     auth_mode: AuthMode
+    # Whether the model can be offered tools (the embedded model cannot call them reliably).
+    supports_tools: bool
 
     def stream(self, request: GenerationRequest) -> AsyncIterator[Delta]:
         """Generate an answer. Closing the iterator early must release the upstream at once."""

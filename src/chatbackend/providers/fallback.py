@@ -101,6 +101,8 @@ class FallbackChain:
         self.name: str = primary.name
         self.model: str = primary.model
         self.auth_mode: AuthMode = primary.auth_mode
+        # Tools are offered only when every member of the chain can call them.
+        self.supports_tools: bool = all(member.supports_tools for member in self.members)
         self._health = health
         self._timeout = first_delta_timeout
 

@@ -355,6 +355,8 @@ class LocalProvider:
 
     name = "local"
     auth_mode: AuthMode = "none"
+    # SmolLM2-135M cannot call tools reliably: requests that name tools get 400.
+    supports_tools = False
 
     def __init__(self, engine: _Engine, executor: ThreadPoolExecutor, *, max_queue: int) -> None:
         self.model = engine.model

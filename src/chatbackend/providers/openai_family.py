@@ -19,7 +19,17 @@ import openai
 import orjson
 
 from chatbackend import errors
-from chatbackend.providers.base import AuthMode, Delta, Finish, GenerationRequest, TextDelta, Usage
+from chatbackend.providers.base import (
+    AuthMode,
+    Delta,
+    Finish,
+    GenerationRequest,
+    Message,
+    TextDelta,
+    ToolCall,
+    ToolDefinition,
+    Usage,
+)
 
 ApiKey = str | Callable[[], Awaitable[str]]
 # How long to wait for the end of the body after ``[DONE]``; the answer is already complete.
@@ -46,6 +56,7 @@ class OpenAIProvider:
         self.name = name
         self.model = model
         self.auth_mode = auth_mode
+        self.supports_tools = True
         self._client = client
         self._on_close = on_close
         self._token = token
@@ -120,6 +131,9 @@ class OpenAIProvider:
                         if parts:
                             yield TextDelta("".join(parts))
                         await _drain(body)
+                        if parser.calls is not None:
+                            for call in parser.calls.complete():
+                                yield call
                         yield parser.finish()
                         return
                     parser.feed(payload, parts)
@@ -132,16 +146,23 @@ class OpenAIProvider:
             # still see its connection close.
             with anyio.CancelScope(shield=True):
                 await response.aclose()
+        if parser.calls is not None:
+            for call in parser.calls.complete():
+                yield call
         yield parser.finish()
 
     def _parameters(self, request: GenerationRequest) -> dict[str, Any]:
         options = request.options
         parameters: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [_message(m) for m in request.messages],
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if request.tools:
+            parameters["tools"] = [_tool(t) for t in request.tools]
+            if request.tool_choice != "auto":
+                parameters["tool_choice"] = request.tool_choice
         optional = {
             "temperature": options.temperature,
             "top_p": options.top_p,
@@ -151,6 +172,84 @@ class OpenAIProvider:
         }
         parameters.update({k: v for k, v in optional.items() if v is not None})
         return parameters
+
+
+def _message(message: Message) -> dict[str, Any]:
+    if message.tool_calls:
+        calls = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+        return {"role": "assistant", "content": message.content or None, "tool_calls": calls}
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    return {"role": message.role, "content": message.content}
+
+
+def _tool(tool: ToolDefinition) -> dict[str, Any]:
+    function = {"name": tool.name, "description": tool.description, "parameters": tool.parameters}
+    return {"type": "function", "function": function}
+
+
+# The most tool calls, and argument characters, one answer may carry.
+_MAX_TOOL_CALLS = 64
+_MAX_ARGUMENT_CHARS = 1_000_000
+
+
+class _ToolCalls:
+    """The ``tool_calls`` fragments of one stream, assembled by their ``index``.
+
+    A call's ``id`` and ``name`` may come in different chunks, and its arguments in any number
+    of pieces, interleaved with other calls' pieces.
+    """
+
+    __slots__ = ("_calls", "_chars")
+
+    def __init__(self) -> None:
+        self._calls: dict[int, tuple[list[str], list[str]]] = {}
+        self._chars = 0
+
+    def feed(self, fragments: object) -> None:
+        if type(fragments) is not list:
+            raise errors.UpstreamUnavailable()
+        for fragment in fragments:
+            if type(fragment) is not dict:
+                raise errors.UpstreamUnavailable()
+            index = fragment.get("index", 0)
+            if type(index) is not int:
+                raise errors.UpstreamUnavailable()
+            call = self._calls.get(index)
+            if call is None:
+                if len(self._calls) >= _MAX_TOOL_CALLS:
+                    raise errors.UpstreamUnavailable()
+                call = self._calls[index] = (["", ""], [])
+            names, arguments = call
+            if call_id := fragment.get("id"):
+                names[0] = names[0] or _text(call_id)
+            function = fragment.get("function")
+            if function:
+                if type(function) is not dict:
+                    raise errors.UpstreamUnavailable()
+                if name := function.get("name"):
+                    names[1] = names[1] or _text(name)
+                if piece := function.get("arguments"):
+                    self._chars += len(piece)
+                    if self._chars > _MAX_ARGUMENT_CHARS:
+                        raise errors.UpstreamUnavailable()
+                    arguments.append(_text(piece))
+
+    def complete(self) -> list[ToolCall]:
+        """The calls in ``index`` order; a call the upstream sent no id for gets one."""
+        return [
+            ToolCall(id=names[0] or f"call_{index}", name=names[1], arguments="".join(arguments))
+            for index, (names, arguments) in sorted(self._calls.items())
+        ]
+
+
+def _text(value: object) -> str:
+    if type(value) is not str:
+        raise errors.UpstreamUnavailable()
+    return value
 
 
 # Names copied from the upstream into responses and logs: short, from a safe set, else replaced.
@@ -167,7 +266,7 @@ class _ChunkParser:
     ``ChatError`` ever leaves it.
     """
 
-    __slots__ = ("_raw_model", "configured_model", "finish_reason", "model", "usage")
+    __slots__ = ("_raw_model", "calls", "configured_model", "finish_reason", "model", "usage")
 
     def __init__(self, model: str) -> None:
         self.configured_model = model
@@ -175,6 +274,7 @@ class _ChunkParser:
         self._raw_model: object = None
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
+        self.calls: _ToolCalls | None = None
 
     def feed(self, payload: bytes, parts: list[str]) -> None:
         try:
@@ -215,6 +315,10 @@ class _ChunkParser:
                     if type(content) is not str:
                         raise errors.UpstreamUnavailable()
                     parts.append(content)
+                if tool_calls := delta.get("tool_calls"):
+                    if self.calls is None:
+                        self.calls = _ToolCalls()
+                    self.calls.feed(tool_calls)
             if reason := choice.get("finish_reason"):
                 self.finish_reason = safe_reason(reason)
 

@@ -50,6 +50,7 @@ from chatbackend.providers import OPENAI_BASE_URL
 from chatbackend.providers.base import Provider
 from chatbackend.settings import Settings, SettingsError
 from chatbackend.telemetry.genai import GenAITracer, Instruments
+from chatbackend.telemetry.tools import ToolSpans
 
 # Regexes matched against the URL: probes, docs and the scrape endpoint are not traced.
 EXCLUDED_URLS = "/health/live,/health/ready,/docs,/redoc,/openapi.json,/metrics"
@@ -121,6 +122,11 @@ class Telemetry:
             server=upstream_address(settings),
             capture_content=self.capture_content,
         )
+
+    def tool_tracer(self) -> ToolSpans:
+        """An ``execute_tool`` span per tool run."""
+        tracer = self.tracer_provider.get_tracer(INSTRUMENTATION_SCOPE, SERVICE_VERSION)
+        return ToolSpans(tracer, capture_content=self.capture_content)
 
     def shutdown(self) -> None:
         """Flush what is buffered and stop the exporters' threads."""
