@@ -27,6 +27,7 @@ from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_
 from chatbackend.routes import router
 from chatbackend.settings import Settings, load_settings
 from chatbackend.telemetry import start_telemetry
+from chatbackend.webui import add_page
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -91,6 +92,7 @@ def create_app(
         telemetry=FASTAPI_NATIVE_TELEMETRY,
     )
     app.include_router(router)
+    add_page(app)
     _add_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.chat_max_body_bytes)
     if settings.cors_origins:
