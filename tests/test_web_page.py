@@ -99,14 +99,18 @@ def test_tokens_appear_while_the_upstream_is_still_sending(
         chat.assert_clean()
 
 
+@pytest.mark.parametrize("how", ["button", "escape"])
 def test_stop_aborts_the_request_and_the_upstream_stream(
-    browser: Browser, upstream: FakeUpstream
+    browser: Browser, upstream: FakeUpstream, how: str
 ) -> None:
     upstream.configure(tokens=200, itl=0.1)
     with backend(upstream) as url, chat_page(browser) as chat:
         chat.open(url).send("Tell me a long story")
         expect(chat.last_answer.locator(".body")).to_contain_text("quick")
-        chat.page.get_by_role("button", name="Stop").click()
+        if how == "button":
+            chat.page.get_by_role("button", name="Stop").click()
+        else:
+            chat.page.keyboard.press("Escape")
         assert wait_for(lambda: upstream.snapshot()["abandoned"] == 1)
         expect(chat.last_answer).to_contain_text("Stopped.")
         chat.wait_until_idle(timeout=5_000)
