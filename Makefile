@@ -77,9 +77,12 @@ bench-tracing: install
 	$(BIN)/python loadtests/bench_tracing.py --output bench-results/tracing.json
 
 # The backend as in production (gunicorn, one worker) against the fake upstream, DIRECT vs
-# THROUGH, at 1/50/200/500 streams; writes bench-results.json and bench-results.png.
+# THROUGH, at 1/50/200/500 streams, three times, and the dev server on the latency profile;
+# writes bench-results/run-N.json (+ .png), dev-N.json and the medians with their spread in
+# bench-results/summary.json and summary.md.
+BENCH_RUNS ?= 3
 bench: install bench-local bench-tracing
-	$(BIN)/python -m loadtests.bench --output bench-results.json --chart bench-results.png
+	$(BIN)/python -m loadtests.bench_repeat --runs $(BENCH_RUNS)
 
 # Where the worker's CPU goes under load (py-spy): bench-results/profile.txt.
 profile: install

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-from chatbackend.serving import gc_threshold, granted_cpus, tune_garbage_collector
+from chatbackend.serving import granted_cpus
 from chatbackend.settings import SettingsError, load_settings
 
 DEFAULT_PORT = 8000
@@ -34,8 +34,6 @@ keepalive = 75
 # Request telemetry is the app's; a gunicorn access line per request costs CPU under load.
 accesslog = None
 reload = False
-# Fewer, cheaper garbage collections in each worker (see chatbackend.serving).
-GC_THRESHOLD = gc_threshold(os.environ.get("GC_THRESHOLD"))
 
 
 def on_starting(_server: object) -> None:
@@ -46,7 +44,3 @@ def on_starting(_server: object) -> None:
         print(f"chatbackend: {exc}", file=sys.stderr)  # noqa: T201 - the line an operator reads
         sys.exit(2)
 
-
-def post_worker_init(_worker: object) -> None:
-    """Runs in each worker once the app is loaded, before it serves a request."""
-    tune_garbage_collector(GC_THRESHOLD)

@@ -152,8 +152,11 @@ def _wait_ready(url: str, child: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"{url} did not become ready in 60 s")
 
 
-def backend_command() -> list[str]:
-    """The production command (the container's CMD): gunicorn with the project's config."""
+def backend_command(server: str = "gunicorn", port: int = 0) -> list[str]:
+    """The production command (the container's CMD): gunicorn with the project's config; or
+    the development server ``make run`` starts (``python -m chatbackend``)."""
+    if server == "dev":
+        return [sys.executable, "-m", "chatbackend", "--host", "127.0.0.1", "--port", str(port)]
     return [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
 
 
@@ -174,6 +177,8 @@ def backend_environment(upstream: str, port: int) -> dict[str, str]:
 def worker_process(pid: int) -> psutil.Process:
     """The gunicorn worker (the one process serving requests), or the process itself."""
     parent = psutil.Process(pid)
+    if "gunicorn" not in " ".join(parent.cmdline()):
+        return parent  # the development server serves in its own process
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         for child in parent.children(recursive=True):
@@ -585,6 +590,13 @@ def main() -> None:
     parser.add_argument("--chart", type=Path, default=ROOT / "bench-results.png")
     parser.add_argument("--upstream-port", type=int, default=18_900)
     parser.add_argument("--backend-port", type=int, default=18_901)
+    parser.add_argument("--server", choices=["gunicorn", "dev"], default="gunicorn")
+    parser.add_argument(
+        "--no-extras",
+        dest="extras",
+        action="store_false",
+        help="skip the upstream capacity, memory and overload measurements",
+    )
     parser.add_argument(
         "--no-telemetry",
         dest="telemetry",
@@ -605,21 +617,24 @@ def main() -> None:
     with process(
         upstream_command, env={}, cpu=CLIENT_CPU, ready=f"{upstream}/_fake/stats"
     ) as upstream_pid:
-        capacity = asyncio.run(measure_upstream_capacity(upstream, upstream_pid, 2000))
-        print(f"upstream capacity: {capacity}", flush=True)
-        with process(backend_command(), env=environment, cpu=BACKEND_CPU, ready=ready) as pid:
-            memory = asyncio.run(measure_memory(upstream, backend, worker_process(pid), 500))
-            print(f"memory: {memory}", flush=True)
+        capacity = memory = overload = None
+        if args.extras:
+            capacity = asyncio.run(measure_upstream_capacity(upstream, upstream_pid, 2000))
+            print(f"upstream capacity: {capacity}", flush=True)
+        command = backend_command(args.server, args.backend_port)
+        with process(command, env=environment, cpu=BACKEND_CPU, ready=ready) as pid:
+            if args.extras:
+                memory = asyncio.run(measure_memory(upstream, backend, worker_process(pid), 500))
+                print(f"memory: {memory}", flush=True)
             runs = asyncio.run(run_all(args, upstream, backend, pid))
-            overload = asyncio.run(measure_overload(upstream, backend, MAX_STREAMS, extra=100))
-            print(f"overload: {overload}", flush=True)
+            if args.extras:
+                overload = asyncio.run(measure_overload(upstream, backend, MAX_STREAMS, extra=100))
+                print(f"overload: {overload}", flush=True)
         telemetry = []
         if args.telemetry:
             for mode in (*TELEMETRY_MODES, *TELEMETRY_MODES):  # twice, interleaved
                 telemetry_env = {**environment, **TELEMETRY_MODES[mode](upstream)}
-                with process(
-                    backend_command(), env=telemetry_env, cpu=BACKEND_CPU, ready=ready
-                ) as pid:
+                with process(command, env=telemetry_env, cpu=BACKEND_CPU, ready=ready) as pid:
                     telemetry += asyncio.run(
                         measure_telemetry(args, upstream, backend, pid, mode=mode)
                     )
@@ -635,6 +650,8 @@ def main() -> None:
     }
     results["profiles"] = PROFILES
     results["duration_per_run_s"] = args.duration
+    results["server"] = args.server
+    results["command"] = command
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     chart(results, args.chart)

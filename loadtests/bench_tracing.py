@@ -33,7 +33,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from starlette.types import ASGIApp, Message
 
 from chatbackend.app import create_app
-from chatbackend.observed import ObservedProvider
 from chatbackend.requestlog import LOGGER_NAME, RequestLog
 from chatbackend.settings import Settings, load_settings
 from chatbackend.telemetry import start_telemetry
@@ -171,10 +170,6 @@ async def start(mode: str, settings: Settings, body: bytes) -> tuple[Driver, Cal
         app.user_middleware = [m for m in app.user_middleware if m.cls is not RequestLog]
     driver = Driver(app)
     await driver.start()
-    service = driver.state["service"]
-    if mode == "bare":
-        assert isinstance(service.provider, ObservedProvider)
-        service.provider = service.provider.inner
 
     def reset() -> None:
         spans.clear()  # keep memory flat; the spans were exported, which is what costs

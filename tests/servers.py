@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -21,6 +22,13 @@ def free_port() -> int:
 @contextmanager
 def serve(app: ASGIApp, *, timeout: float = 30.0) -> Iterator[str]:
     """Serve ``app`` (lifespan included) in a thread; yield its base URL; shut it down after."""
+    with serve_with_state(app, timeout=timeout) as (url, _):
+        yield url
+
+
+@contextmanager
+def serve_with_state(app: ASGIApp, *, timeout: float = 30.0) -> Iterator[tuple[str, Any]]:
+    """``serve``, also yielding the state the app's lifespan built (its service, settings)."""
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
@@ -32,7 +40,7 @@ def serve(app: ASGIApp, *, timeout: float = 30.0) -> Iterator[str]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", server.lifespan.state
     finally:
         server.should_exit = True
         thread.join(timeout)

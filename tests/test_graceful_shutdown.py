@@ -44,14 +44,16 @@ def container_command() -> list[str]:
 
 
 @contextmanager
-def production_server(base_url: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+def production_server(
+    base_url: str, *, graceful_timeout: int = 30
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = free_port()
     env = {
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "WEB_CONCURRENCY": "2",
-        "GRACEFUL_TIMEOUT": "30",
+        "GRACEFUL_TIMEOUT": str(graceful_timeout),
         "CHAT_PROVIDER": "compatible",
         "CHAT_BASE_URL": base_url,
         "CHAT_MODEL": "fake-model",
@@ -144,3 +146,44 @@ def test_sigterm_lets_the_in_flight_stream_finish() -> None:
     )  # exits once the stream is done, not at the timeout
     stats = upstream.snapshot()
     assert (stats["completed"], stats["abandoned"]) == (1, 0), stats
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("accept", ["application/x-ndjson", "text/event-stream"])
+def test_streams_still_open_at_the_end_of_the_window_get_a_last_line(accept: str) -> None:
+    """GRACEFUL_TIMEOUT=7: streams may run for 2 s (7 - 5) after SIGTERM; a 10 s answer is
+    then ended with a ``shutting_down`` error line and a clean end of the chunked body."""
+    with (
+        FakeUpstream.running_in_thread(itl=ITL, tokens=200) as upstream,
+        production_server(upstream.base_url, graceful_timeout=7) as (process, port),
+    ):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request(
+            "POST",
+            "/chat/stream",
+            body=json.dumps(REQUEST),
+            headers={"content-type": "application/json", "accept": accept},
+        )
+        response = connection.getresponse()
+        assert response.status == 200
+        first = response.readline()
+        process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        rest = response.read()  # IncompleteRead if the chunked body were cut
+        ended = time.monotonic() - signalled
+        output, _ = process.communicate(timeout=30)
+
+    body = (first + rest).decode()
+    assert 1.5 < ended < 4, ended
+    if accept == "text/event-stream":
+        assert body.endswith("\n\n")
+        last_event = body.strip().split("\n\n")[-1]
+        assert last_event.startswith("event: error\ndata: "), last_event
+        last = json.loads(last_event.split("data: ", 1)[1])
+    else:
+        last = json.loads(body.strip().splitlines()[-1])
+    assert last["error"]["code"] == "shutting_down"
+    assert process.returncode == 0, output
+    logged = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    streamed = [line for line in logged if line.get("path") == "/chat/stream"]
+    assert [line["error"] for line in streamed] == ["shutting_down"], output

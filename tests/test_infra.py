@@ -28,7 +28,7 @@ AZURE_REQUIRED = {
     "AZURE_CLIENT_ID",
 }
 # Variables the app definition may set that are not Settings fields: read by gunicorn.conf.py
-# (PORT, HOST, WEB_CONCURRENCY, GRACEFUL_TIMEOUT, GC_THRESHOLD) or by OpenTelemetry /
+# (PORT, HOST, WEB_CONCURRENCY, GRACEFUL_TIMEOUT) or by OpenTelemetry /
 # Application Insights.
 STANDARD_VARIABLES = {
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
@@ -36,7 +36,6 @@ STANDARD_VARIABLES = {
     "HOST",
     "WEB_CONCURRENCY",
     "GRACEFUL_TIMEOUT",
-    "GC_THRESHOLD",
 }
 SECRET_LIKE = re.compile(r"key|secret|password|connectionstring|listkeys|token", re.IGNORECASE)
 

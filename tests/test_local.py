@@ -207,7 +207,7 @@ async def provider() -> AsyncIterator[LocalProvider]:
     built = await build_local_provider(local_settings(local_max_queue=1))
     yield built
     await built.aclose()
-    assert not built.is_ready()
+    assert await built.ready() is not None
 
 
 async def collect(provider: LocalProvider, generation: GenerationRequest) -> tuple[str, Finish]:

@@ -163,10 +163,40 @@ def test_azure_keyless_starts_with_the_real_credential_without_a_login(
         monkeypatch.setenv("AZURE_CLIENT_ID", client_id)
     upstream = Upstream([chunks_reply(openai_stream("unused"))])
     with TestClient(create_app(transport=upstream.transport)) as client:
-        ready = client.get("/health/ready")
-    assert ready.json() == {"status": "ready", "provider": "azure", "model": "gpt-4o-chat"}
+        assert client.get("/health/live").status_code == 200
+        if mode == "developer-credential":
+            # No azd/az login here: the credential cannot produce a token, so not ready. (The
+            # managed identity would ask the instance metadata service, off this machine.)
+            ready = client.get("/health/ready")
+            assert ready.status_code == 503
+            assert ready.json()["error"]["code"] == "not_ready"
     assert f"auth={mode}" in caplog.text
-    assert upstream.requests == [], "readiness makes no upstream call and asks for no token"
+    assert upstream.requests == [], "readiness makes no upstream call"
+
+
+class FailingCredential(FakeCredential):
+    async def get_token(self, *scopes: str, **_: Any) -> AccessToken:
+        self.scopes.append(scopes)
+        raise RuntimeError("AADSTS700016: secret-looking detail")
+
+
+@pytest.mark.parametrize(
+    ("credential_class", "status"), [(FakeCredential, 200), (FailingCredential, 503)]
+)
+def test_readiness_asks_the_credential_for_a_token_and_caches_the_answer(
+    monkeypatch: pytest.MonkeyPatch, credential_class: type[FakeCredential], status: int
+) -> None:
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://contoso.openai.azure.com/")
+    monkeypatch.setenv("AZURE_OPENAI_DEPLOYMENT", "gpt-4o-chat")
+    credential = credential_class()
+    upstream = Upstream([chunks_reply(openai_stream("unused"))])
+    app = create_app(transport=upstream.transport, credential=credential)  # type: ignore[arg-type]
+    with TestClient(app) as client:
+        answers = [client.get("/health/ready") for _ in range(3)]
+    assert [a.status_code for a in answers] == [status] * 3
+    assert credential.scopes == [(COGNITIVE_SCOPE,)], "one token request for three probes"
+    assert "AADSTS" not in answers[0].text
+    assert upstream.requests == [], "readiness makes no paid call"
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chatbackend.serving import DEFAULT_GC_THRESHOLD, gc_threshold, granted_cpus
+from chatbackend.serving import granted_cpus
 from chatbackend.settings import SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,13 +92,18 @@ def test_without_the_local_extra_the_default_provider_is_refused(
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(None, DEFAULT_GC_THRESHOLD), ("", DEFAULT_GC_THRESHOLD), ("700, 10, 10", (700, 10, 10))],
+    [(None, (100_000, 50, 100)), ("", (100_000, 50, 100)), ("700, 10, 10", (700, 10, 10))],
 )
-def test_gc_threshold_reads_three_numbers(value: str | None, expected: tuple[int, ...]) -> None:
-    assert gc_threshold(value) == expected
+def test_gc_threshold_reads_three_numbers(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, expected: tuple[int, ...]
+) -> None:
+    if value is not None:
+        monkeypatch.setenv("GC_THRESHOLD", value)
+    assert load_settings().gc_threshold == expected
 
 
 @pytest.mark.parametrize("value", ["100000", "a,b,c", "1,2,3,4", "-1,2,3"])
-def test_a_bad_gc_threshold_names_the_variable(value: str) -> None:
-    with pytest.raises(ValueError, match="GC_THRESHOLD"):
-        gc_threshold(value)
+def test_a_bad_gc_threshold_names_the_variable(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("GC_THRESHOLD", value)
+    with pytest.raises(SettingsError, match="GC_THRESHOLD"):
+        load_settings()

@@ -171,3 +171,40 @@ def test_mid_stream_break_ends_with_an_error_line(
     snapshot.assert_match(http_text(response), "response.txt")
     snapshot.assert_match(http_text(sse), "sse.txt")
     assert len(upstream.requests) == 2, "nothing is retried once bytes have reached the client"
+
+
+def full_upstream_text(upstream: Upstream) -> str:
+    """``upstream_text`` with the auth header shown in full (test credentials only)."""
+    request = upstream.requests[-1]
+    auth = {k: v for k, v in request.headers.items() if k in ("api-key", "authorization")}
+    body = json.dumps(upstream.last_json(), indent=2)
+    headers = "\n".join(f"{k}: {v}" for k, v in sorted(auth.items()))
+    return f"{request.method} {request.url}\n{headers}\n\n{body}\n"
+
+
+def test_azure_api_version_with_key(client_for: ClientFactory, snapshot: Snapshot) -> None:
+    """``AZURE_OPENAI_API_VERSION`` set: ``AsyncAzureOpenAI``, the deployment path, ``api-key``."""
+    upstream = Upstream([chunks_reply(azure_stream("Paris", " is the capital."))])
+    settings = azure_settings(azure_openai_api_version="2024-10-21")
+    with client_for(upstream, settings) as client:
+        response = client.post("/chat/stream", json=REQUEST)
+    snapshot.assert_match(http_text(response), "response.txt")
+    snapshot.assert_match(full_upstream_text(upstream), "upstream_request.txt")
+
+
+def test_azure_api_version_keyless(snapshot: Snapshot) -> None:
+    from fastapi.testclient import TestClient
+
+    from chatbackend.app import create_app
+    from tests.test_providers import COGNITIVE_SCOPE, FakeCredential
+
+    upstream = Upstream([chunks_reply(azure_stream("Paris."))])
+    settings = azure_settings(azure_openai_api_key=None, azure_openai_api_version="2024-10-21")
+    credential = FakeCredential()
+    app = create_app(settings, transport=upstream.transport, credential=credential)  # type: ignore[arg-type]
+    with TestClient(app) as client:
+        response = client.post("/chat", json=REQUEST)
+    assert response.status_code == 200
+    assert credential.scopes == [(COGNITIVE_SCOPE,)]
+    assert credential.closed
+    snapshot.assert_match(full_upstream_text(upstream), "upstream_request.txt")

@@ -19,13 +19,13 @@ from starlette.requests import ClientDisconnect
 from chatbackend import errors
 from chatbackend.chat import ChatService
 from chatbackend.dependencies import State
+from chatbackend.gctune import tune_garbage_collector
 from chatbackend.limits import BodySizeLimit
-from chatbackend.observed import ObservedProvider
-from chatbackend.protocol import error_body
 from chatbackend.providers import build_provider
-from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger, note_error
+from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger
 from chatbackend.routes import router
 from chatbackend.settings import Settings, load_settings
+from chatbackend.streaming import error_response
 from chatbackend.telemetry import start_telemetry
 from chatbackend.webui import add_page
 
@@ -66,19 +66,19 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
-        built = await build_provider(settings, transport=transport, credential=credential)
-        logger.info(
-            "serving provider=%s model=%s auth=%s telemetry=%s",
-            built.name,
-            built.model,
-            built.auth_mode,
-            ",".join(sorted(settings.telemetry_exporters)) or "off",
-        )
-        provider = (
-            telemetry.observe(built, settings) if telemetry is not None else ObservedProvider(built)
-        )
+        provider = await build_provider(settings, transport=transport, credential=credential)
         try:
-            yield {"settings": settings, "service": ChatService(provider, settings)}
+            logger.info(
+                "serving provider=%s model=%s auth=%s telemetry=%s",
+                provider.name,
+                provider.model,
+                provider.auth_mode,
+                ",".join(sorted(settings.telemetry_exporters)) or "off",
+            )
+            tracer = telemetry.tracer(provider, settings) if telemetry is not None else None
+            service = ChatService(provider, settings, tracer=tracer)
+            tune_garbage_collector(settings.gc_threshold)
+            yield {"settings": settings, "service": service}
         finally:
             await provider.aclose()
             if owned_telemetry is not None:
@@ -129,15 +129,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
-def error_response(exc: errors.ChatError) -> JSONResponse:
-    """The protocol error for ``exc``, with ``Retry-After`` when the upstream asked for a wait."""
-    note_error(exc.code)
-    headers = {}
-    if exc.retry_after is not None and exc.status in (429, 503):
-        headers["Retry-After"] = str(max(1, round(exc.retry_after + 0.499)))
-    return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status, headers=headers)
-
-
 async def _chat_error(_: Request, exc: errors.ChatError) -> JSONResponse:
     if exc.status >= 500:
         logger.warning("request failed: %s", exc.code)
@@ -167,7 +158,8 @@ def _describe(problem: dict[str, Any]) -> str:
 async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "The request failed."
-    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+    body = errors.error_body(code, message)
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _client_gone(_: Request, __: Exception) -> Response:

@@ -1,21 +1,27 @@
-"""The chat service: a protocol request in, typed deltas out, under deadlines and a retry budget.
+"""The chat service and the one object that owns an answer from opening to close.
 
-Everything that can fail before the first delta happens in ``open_stream``, so the routes can still
-answer with a real HTTP status; once it returns, the client is about to receive bytes and the
-service never retries again.
+An ``Answer`` is opened once (a stream slot, retries within the budget, the first-delta deadline),
+read once, and closed exactly once on every path — completion, upstream error, client disconnect,
+deadline, server shutdown — when its completion hooks run with the ``Outcome``. Everything that can
+fail before the first delta fails in ``open``, so HTTP can still answer with a real status.
+
+Per answer there is one timer, moved forward by the reads, for both the idle limit and the
+whole-response deadline; nothing is created per delta.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-
-import anyio
+from types import TracebackType
+from typing import Any, Literal, assert_never
 
 from chatbackend import errors
 from chatbackend.aio import aclose
+from chatbackend.observed import CallTracer, UpstreamCall
 from chatbackend.protocol import ChatRequest
 from chatbackend.providers.base import (
     Delta,
@@ -25,72 +31,328 @@ from chatbackend.providers.base import (
     Message,
     Provider,
     TextDelta,
+    Usage,
 )
 from chatbackend.settings import Settings
 
+logger = logging.getLogger(__name__)
+
 # Seconds a refused client should wait: about one short answer's time.
 _OVERLOADED_RETRY_AFTER = 1.0
+_READINESS_CACHE_SECONDS = 5.0
+
+Ending = Literal["complete", "error", "cancelled", "shutdown"]
 
 
 @dataclass(frozen=True, slots=True)
+class Outcome:
+    """How an answer ended; every ``on_finish`` hook receives it exactly once."""
+
+    ending: Ending
+    text: str
+    finish: Finish | None
+    error: errors.ChatError | None
+    # Whether the first delta arrived: False when it failed or was cancelled while opening.
+    streamed: bool
+
+    @property
+    def usage(self) -> Usage | None:
+        return self.finish.usage if self.finish is not None else None
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.finish.finish_reason if self.finish is not None else None
+
+    @property
+    def model(self) -> str | None:
+        return self.finish.model if self.finish is not None else None
+
+
+Hook = Callable[[Outcome], Awaitable[None]]
+
+_NEW, _OPENING, _STREAMING, _CLOSED = range(4)
+
+
 class Answer:
-    content: str
-    finish: Finish
+    """One answer: ``async with service.answer(generation) as answer: async for delta in answer``.
 
-
-class ChatStream:
-    """An answer whose first delta has arrived; iterate it once, then it is closed.
-
-    The remaining deltas are read under the whole-response deadline and the idle limit, and the
-    upstream is closed as soon as iteration stops for any reason.
+    ``context_first`` and ``context_final`` are merged into the ``context`` of the first and the
+    final protocol line (and of ``/chat``'s response) by the HTTP layer.
     """
 
-    def __init__(
-        self,
-        deltas: AsyncIterator[Delta],
-        first: Delta,
-        *,
-        deadline: float,
-        idle: float,
-        release: Callable[[], None],
-    ) -> None:
-        self._deltas = deltas
-        self._first = first
-        self._deadline = deadline
-        self._idle = idle
-        self._release: Callable[[], None] | None = release
+    def __init__(self, service: ChatService, request: GenerationRequest) -> None:
+        self.request = request
+        self.context_first: dict[str, Any] = {}
+        self.context_final: dict[str, Any] = {}
+        self.outcome: Outcome | None = None
+        self._service = service
+        self._hooks: list[Hook] = []
+        self._state = _NEW
+        self._slot = False
+        self._deltas: Any = None  # the provider's async iterator of the streaming attempt
+        self._call: UpstreamCall | None = None
+        self._first: Delta | None = None
+        self._parts: list[str] = []
+        self._finish: Finish | None = None
+        self._error: errors.ChatError | None = None
+        self._streamed = False
+        # The one timer: ``_due`` is when the current wait fails; a read moves it forward.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._idle = 0.0
+        self._last_read = 0.0
+        self._waiting = False
+        self._expired = False
 
-    async def __aiter__(self) -> AsyncIterator[Delta]:
+    def on_finish(self, hook: Hook) -> None:
+        """Run ``hook(outcome)`` once when the answer ends, however it ends."""
+        self._hooks.append(hook)
+
+    @property
+    def text(self) -> str:
+        """The answer text read so far."""
+        return "".join(self._parts)
+
+    @property
+    def error(self) -> errors.ChatError:
+        """Why the answer was cut short (``internal_error`` if nothing recorded it)."""
+        return self._error or errors.ChatError()
+
+    def remaining(self) -> float:
+        """Seconds left before the whole-response deadline."""
+        assert self._loop is not None
+        return self._deadline - self._loop.time()
+
+    def timed_out(self) -> bool:
+        """Whether a cancellation just caught was this answer's deadline (then it is consumed:
+        the HTTP layer asks when the deadline struck outside a read, e.g. in a slow send)."""
+        if self._take_expiry():
+            self.fail(errors.UpstreamTimeout())
+            return True
+        return False
+
+    def fail(self, error: errors.ChatError) -> None:
+        """Record why the answer is being cut short (the HTTP layer's shutdown path)."""
+        if self._error is None and self._finish is None:
+            self._error = error
+
+    async def __aenter__(self) -> Answer:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Take a stream slot and wait for the first delta, retrying what may be retried."""
+        if self._state != _NEW:
+            raise RuntimeError("an answer is opened once")
+        self._state = _OPENING
+        service = self._service
         try:
-            yield self._first
-            if isinstance(self._first, Finish):
-                return
-            loop = asyncio.get_running_loop()
-            # On the loop's clock (uvloop's is not ``time.monotonic``'s).
-            deadline = loop.time() + self._deadline - time.monotonic()
-            while True:
-                # asyncio's timeout costs about half of anyio's; this runs once per delta.
-                try:
-                    async with asyncio.timeout_at(min(deadline, loop.time() + self._idle)):
-                        delta = await anext(self._deltas)
-                except StopAsyncIteration:
-                    return
-                except TimeoutError:
-                    raise errors.UpstreamTimeout() from None
-                yield delta
-                if isinstance(delta, Finish):
-                    return
-        finally:
+            service.slots.acquire()
+            self._slot = True
+            loop = self._loop = asyncio.get_running_loop()
+            self._task = asyncio.current_task()
+            settings = service.settings
+            self._deadline = loop.time() + settings.chat_response_timeout
+            self._idle = settings.chat_first_token_timeout
+            await self._open_with_retries()
+        except errors.ChatError as exc:
+            self._error = exc
             await self.aclose()
+            raise
+        except BaseException:
+            await self.aclose()
+            raise
+        self._state = _STREAMING
+        self._streamed = True
+
+    async def _open_with_retries(self) -> None:
+        service = self._service
+        waited = 0.0
+        for attempt in range(1, service.settings.chat_retry_attempts + 1):
+            try:
+                await self._attempt()
+                return
+            except errors.ChatError as exc:
+                delay = service.retry_delay(exc, attempt=attempt, waited=waited, answer=self)
+            await asyncio.sleep(delay)
+            waited += delay
+        raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
+
+    async def _attempt(self) -> None:
+        service = self._service
+        call = service.start_call(self.request)
+        deltas = aiter(service.provider.stream(self.request))
+        self._arm_first_delta()
+        self._waiting = True
+        try:
+            first = await anext(deltas)
+        except StopAsyncIteration:
+            call.close(error=errors.UpstreamIncomplete.code)
+            raise errors.UpstreamIncomplete() from None
+        except asyncio.CancelledError:
+            await aclose(deltas)
+            if self._take_expiry():
+                call.close(error=errors.UpstreamTimeout.code)
+                raise errors.UpstreamTimeout() from None
+            call.close()
+            raise
+        except errors.ChatError as exc:
+            await aclose(deltas)
+            call.close(error=exc.code)
+            raise
+        except Exception as exc:
+            await aclose(deltas)
+            call.close(error=type(exc).__qualname__)
+            logger.exception("the provider failed while opening an answer")
+            raise errors.ChatError() from None
+        finally:
+            self._waiting = False
+        call.first_delta()
+        self._last_read = self._loop.time() if self._loop is not None else 0.0
+        self._deltas, self._call, self._first = deltas, call, first
+
+    def __aiter__(self) -> Answer:
+        return self
+
+    async def __anext__(self) -> Delta:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return self._note(first)
+        if self._state != _STREAMING or self._finish is not None:
+            raise StopAsyncIteration
+        self._waiting = True
+        try:
+            delta = await anext(self._deltas)
+        except StopAsyncIteration:
+            self._error = errors.UpstreamIncomplete()
+            raise self._error from None
+        except asyncio.CancelledError:
+            if self._take_expiry():
+                self._error = errors.UpstreamTimeout()
+                raise self._error from None
+            raise
+        except errors.ChatError as exc:
+            self._error = exc
+            raise
+        except Exception:
+            logger.exception("the provider failed after the first delta")
+            self._error = errors.ChatError()
+            raise self._error from None
+        finally:
+            self._waiting = False
+        self._last_read = self._loop.time()  # type: ignore[union-attr]
+        return self._note(delta)
+
+    def _note(self, delta: Delta) -> Delta:
+        match delta:
+            case TextDelta():
+                self._parts.append(delta.content)
+            case Finish():
+                self._finish = delta
+            case _:
+                assert_never(delta)
+        return delta
 
     async def aclose(self) -> None:
-        """Close the upstream and give back the stream's slot; safe to call more than once."""
+        """Close the upstream, free the slot and run the hooks; only the first call acts."""
+        if self._state == _CLOSED:
+            return
+        self._state = _CLOSED
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         try:
-            await aclose(self._deltas)
+            if self._deltas is not None:
+                await aclose(self._deltas)
+                self._deltas = None
         finally:
-            if self._release is not None:
-                self._release()
-                self._release = None
+            if self._slot:
+                self._slot = False
+                self._service.slots.release()
+            self.outcome = outcome = self._outcome()
+            if self._call is not None:
+                self._call.end(outcome)
+            await self._run_hooks(outcome)
+
+    def _outcome(self) -> Outcome:
+        error = self._error
+        ending: Ending
+        if self._finish is not None:
+            ending, error = "complete", None
+        elif isinstance(error, errors.ShuttingDown):
+            ending = "shutdown"
+        elif error is not None:
+            ending = "error"
+        else:
+            ending = "cancelled"
+        return Outcome(
+            ending=ending,
+            text="".join(self._parts),
+            finish=self._finish,
+            error=error,
+            streamed=self._streamed,
+        )
+
+    async def _run_hooks(self, outcome: Outcome) -> None:
+        for hook in self._hooks:
+            try:
+                await asyncio.shield(hook(outcome))
+            except asyncio.CancelledError:
+                logger.warning("an answer's completion hook was cancelled")
+            except Exception:
+                logger.exception("an answer's completion hook failed")
+
+    # The timer. It is armed once per attempt and fires at most once per idle period: a
+    # read only stores the loop's time, and the timer, when it fires early, moves itself on.
+
+    def _arm_first_delta(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        self._last_read = loop.time()
+        self._expired = False
+        self._schedule(min(self._last_read + self._idle, self._deadline))
+
+    def _schedule(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        assert self._loop is not None
+        self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._state == _CLOSED:
+            return
+        assert self._loop is not None
+        now = self._loop.time()
+        due = min(self._last_read + self._idle, self._deadline)
+        if now >= self._deadline or (now >= due and self._waiting):
+            self._expired = True
+            if self._task is not None:
+                self._task.cancel()
+            return
+        # Early (a read came since), or not waiting on the upstream (the client is slow to
+        # read: that is not upstream silence): check again later.
+        self._schedule(due if due > now else now + self._idle)
+
+    def _take_expiry(self) -> bool:
+        """Whether the cancellation just caught was the timer's; if so it is consumed."""
+        if not self._expired:
+            return False
+        self._expired = False
+        if self._task is not None:
+            self._task.uncancel()
+        return True
 
 
 class StreamSlots:
@@ -115,16 +377,36 @@ class StreamSlots:
 
 
 class ChatService:
-    """Turns protocol requests into provider calls, with limits, deadlines and retries."""
+    """Turns protocol requests into answers, with limits, deadlines and retries."""
 
-    def __init__(self, provider: Provider, settings: Settings) -> None:
+    def __init__(
+        self, provider: Provider, settings: Settings, *, tracer: CallTracer | None = None
+    ) -> None:
         self.provider = provider
+        self.settings = settings
         self.slots = StreamSlots(settings.chat_max_streams)
-        self._settings = settings
+        self._tracer = tracer
+        self._readiness: tuple[float, str | None] | None = None
+        self._answer_hooks: list[Hook] = []
+
+    def on_answer(self, hook: Hook) -> None:
+        """Run ``hook`` when any answer of this service ends (usage accounting, say)."""
+        self._answer_hooks.append(hook)
+
+    async def readiness(self) -> str | None:
+        """``None`` when the provider can serve, else why not; cached for a few seconds, so a
+        probe every second costs one credential check per interval."""
+        now = time.monotonic()
+        cached = self._readiness
+        if cached is not None and now - cached[0] < _READINESS_CACHE_SECONDS:
+            return cached[1]
+        problem = await self.provider.ready()
+        self._readiness = (time.monotonic(), problem)
+        return problem
 
     def prepare(self, request: ChatRequest) -> GenerationRequest:
         """Check the request against the configured limits and add the default system prompt."""
-        settings = self._settings
+        settings = self.settings
         if len(request.messages) > settings.chat_max_messages:
             raise errors.InvalidRequest(
                 f"messages: at most {settings.chat_max_messages} messages are allowed per request"
@@ -149,77 +431,30 @@ class ChatService:
         )
         return GenerationRequest(messages=messages, options=options)
 
-    async def open_stream(self, request: GenerationRequest) -> ChatStream:
-        """Start an answer and wait for its first delta, retrying what may be retried.
+    def answer(self, request: GenerationRequest) -> Answer:
+        """A new, unopened answer to ``request``."""
+        answer = Answer(self, request)
+        for hook in self._answer_hooks:
+            answer.on_finish(hook)
+        return answer
 
-        The answer holds one of the worker's stream slots from here until it is closed.
-        """
-        self.slots.acquire()
-        try:
-            return await self._open_stream(request)
-        except BaseException:
-            self.slots.release()
-            raise
+    def start_call(self, request: GenerationRequest) -> UpstreamCall:
+        return UpstreamCall(self.provider, request, self._tracer)
 
-    async def _open_stream(self, request: GenerationRequest) -> ChatStream:
-        settings = self._settings
-        deadline = time.monotonic() + settings.chat_response_timeout
-        waited = 0.0
-        for attempt in range(1, settings.chat_retry_attempts + 1):
-            try:
-                return await self._first_delta(request, deadline)
-            except errors.ChatError as exc:
-                delay = self._retry_delay(exc, attempt=attempt, waited=waited, deadline=deadline)
-            await anyio.sleep(delay)
-            waited += delay
-        raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
-
-    async def complete(self, request: GenerationRequest) -> Answer:
-        """The whole answer at once (for ``POST /chat``)."""
-        parts: list[str] = []
-        async for delta in await self.open_stream(request):
-            if isinstance(delta, TextDelta):
-                parts.append(delta.content)
-            else:
-                return Answer(content="".join(parts), finish=delta)
-        raise errors.UpstreamIncomplete()
-
-    async def _first_delta(self, request: GenerationRequest, deadline: float) -> ChatStream:
-        deltas = aiter(self.provider.stream(request))
-        timeout = min(self._settings.chat_first_token_timeout, deadline - time.monotonic())
-        try:
-            with anyio.fail_after(timeout):
-                first = await anext(deltas)
-        except TimeoutError:
-            await aclose(deltas)
-            raise errors.UpstreamTimeout() from None
-        except StopAsyncIteration:
-            raise errors.UpstreamIncomplete() from None
-        except BaseException:
-            await aclose(deltas)
-            raise
-        return ChatStream(
-            deltas,
-            first,
-            deadline=deadline,
-            idle=self._settings.chat_first_token_timeout,
-            release=self.slots.release,
-        )
-
-    def _retry_delay(
-        self, exc: errors.ChatError, *, attempt: int, waited: float, deadline: float
+    def retry_delay(
+        self, exc: errors.ChatError, *, attempt: int, waited: float, answer: Answer
     ) -> float:
         """How long to wait before the next attempt, or raise ``exc`` when no retry is allowed.
 
         A rate limit whose wait does not fit in what is left of the budget is answered at once
         with the upstream's wait, so the client can back off instead of holding a connection.
         """
-        settings = self._settings
+        settings = self.settings
         if not exc.retryable or attempt >= settings.chat_retry_attempts:
             raise exc
         backoff = settings.chat_retry_backoff_seconds * 2 ** (attempt - 1)
         delay = exc.retry_after if exc.retry_after is not None else backoff
         budget_left = settings.chat_retry_budget_seconds - waited
-        if delay > budget_left or time.monotonic() + delay >= deadline:
+        if delay > budget_left or answer.remaining() <= delay:
             raise exc
         return delay

@@ -6,6 +6,13 @@ Messages are ours: upstream error text is never passed on, because it can quote 
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    """The protocol's error object; every error a client sees is built here."""
+    return {"error": {"code": code, "message": message}}
+
 
 class ChatError(Exception):
     """An error a client may see: ``status`` before the first byte, ``code`` and ``message``."""
@@ -20,6 +27,9 @@ class ChatError(Exception):
             self.message = message
         self.retry_after = retry_after
         super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.code, self.message)
 
 
 class InvalidRequest(ChatError):
@@ -112,3 +122,16 @@ class ContentFiltered(ChatError):
     status = 400
     code = "content_filter"
     message = "The request was blocked by the model provider's content filter."
+
+
+class ShuttingDown(ChatError):
+    status = 503
+    code = "shutting_down"
+    message = "The server is shutting down; retry the request."
+    retryable = True
+
+
+class NotReady(ChatError):
+    status = 503
+    code = "not_ready"
+    message = "The model provider is not ready."

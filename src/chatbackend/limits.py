@@ -10,7 +10,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chatbackend.protocol import error_body
+from chatbackend.errors import error_body
 from chatbackend.requestlog import note_error
 
 

@@ -1,21 +1,21 @@
-"""A provider wrapper that observes each upstream call: the request log always, spans optionally.
+"""What one upstream call leaves behind: the request log fields always, a span when tracing is on.
 
-It sits between the service and the real provider, so the providers, the service and the encoders
-stay free of telemetry. Per delta it does one type check (to see the ``Finish``); the first delta
-and the end of the stream are where the work happens. The observation ends in ``finally``: when the
-stream ends, fails, or is closed early because the client went away, not when the handler returns.
+The ``Answer`` starts an ``UpstreamCall`` per attempt and ends it once, with the answer's
+``Outcome`` (or the error of the attempt); nothing wraps the stream: no telemetry cost per delta.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from chatbackend import errors
-from chatbackend.aio import aclose
-from chatbackend.providers.base import AuthMode, Delta, Finish, GenerationRequest, Provider
-from chatbackend.requestlog import RequestRecord, current_request
+from chatbackend.providers.base import Finish, GenerationRequest, Provider
+from chatbackend.requestlog import current_request
+
+if TYPE_CHECKING:
+    from chatbackend.chat import Outcome
+
+CANCELLED = "cancelled"
 
 
 class CallTrace(Protocol):
@@ -38,85 +38,62 @@ class CallTracer(Protocol):
     def start(self, request: GenerationRequest) -> CallTrace: ...
 
 
-class ObservedProvider:
-    """``inner`` behind the same ``Provider`` interface, with every call observed."""
+class UpstreamCall:
+    """One attempt at the upstream, from the request to its end; ``close``/``end`` act once."""
 
-    def __init__(self, inner: Provider, tracer: CallTracer | None = None) -> None:
-        self.inner = inner
-        self.name: str = inner.name
-        self.model: str = inner.model
-        self.auth_mode: AuthMode = inner.auth_mode
-        self._tracer = tracer
+    __slots__ = ("_capture", "_ended", "_record", "_started", "_trace")
 
-    def is_ready(self) -> bool:
-        return self.inner.is_ready()
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[Delta]:
-        record = current_request.get()
+    def __init__(
+        self, provider: Provider, request: GenerationRequest, tracer: CallTracer | None
+    ) -> None:
+        record = self._record = current_request.get()
         if record is not None:
-            record.provider = self.name
-            record.model = self.model
+            record.provider = provider.name
+            record.model = provider.model
             record.upstream_calls += 1
-        trace = self._tracer.start(request) if self._tracer is not None else None
-        capture = trace is not None and self._tracer is not None and self._tracer.capture_content
-        answer: list[str] | None = [] if capture else None
-        started = time.perf_counter()
-        deltas = aiter(self.inner.stream(request))
-        try:
-            first = await anext(deltas)
-            _first_delta(record, trace, started)
-            _observe(first, record, trace, answer)
-            yield first
-            async for delta in deltas:
-                if answer is not None or isinstance(delta, Finish):
-                    _observe(delta, record, trace, answer)
-                yield delta
-        except errors.ChatError as exc:
-            _failed(record, trace, exc.code)
-            raise
-        except StopAsyncIteration:  # no delta at all: the service answers upstream_incomplete
-            _failed(record, trace, errors.UpstreamIncomplete.code)
+        self._trace = tracer.start(request) if tracer is not None else None
+        self._capture = tracer is not None and tracer.capture_content
+        self._started = time.perf_counter()
+        self._ended = False
+
+    def first_delta(self) -> None:
+        now = time.perf_counter()
+        record = self._record
+        if record is not None:
+            record.error = None  # an earlier attempt's failure was retried away
+            record.first_token_at = now
+        if self._trace is not None:
+            self._trace.first_delta(now - self._started)
+
+    def close(self, *, error: str | None = None) -> None:
+        """End an attempt that never delivered a delta (``error=None``: it was cancelled)."""
+        if self._ended:
             return
-        except Exception as exc:
-            _failed(record, trace, type(exc).__qualname__)
-            raise
-        finally:
-            await aclose(deltas)
-            if trace is not None:
-                trace.end()
+        self._ended = True
+        if error is not None:
+            if self._record is not None:
+                self._record.error = error
+            if self._trace is not None:
+                self._trace.failed(error)
+        if self._trace is not None:
+            self._trace.end()
 
-
-def _first_delta(record: RequestRecord | None, trace: CallTrace | None, started: float) -> None:
-    now = time.perf_counter()
-    if record is not None:
-        record.error = None  # an earlier attempt's failure was retried away
-        record.first_token_at = now
-    if trace is not None:
-        trace.first_delta(now - started)
-
-
-def _observe(
-    delta: Delta, record: RequestRecord | None, trace: CallTrace | None, answer: list[str] | None
-) -> None:
-    if not isinstance(delta, Finish):
-        if answer is not None:
-            answer.append(delta.content)
-        return
-    finish = delta
-    if record is not None:
-        record.model = finish.model
-        if finish.usage is not None:
-            record.input_tokens = finish.usage.prompt_tokens
-            record.output_tokens = finish.usage.completion_tokens
-    if trace is not None:
-        trace.finished(finish, None if answer is None else "".join(answer))
-
-
-def _failed(record: RequestRecord | None, trace: CallTrace | None, error_type: str) -> None:
-    if record is not None:
-        record.error = error_type
-    if trace is not None:
-        trace.failed(error_type)
+    def end(self, outcome: Outcome) -> None:
+        """End the attempt that streamed, with how its answer ended."""
+        if self._ended:
+            return
+        finish = outcome.finish
+        if finish is not None:
+            record = self._record
+            if record is not None:
+                record.model = finish.model
+                if finish.usage is not None:
+                    record.input_tokens = finish.usage.prompt_tokens
+                    record.output_tokens = finish.usage.completion_tokens
+            if self._trace is not None:
+                self._trace.finished(finish, outcome.text if self._capture else None)
+            self.close()
+        elif outcome.error is not None:
+            self.close(error=outcome.error.code)
+        else:
+            self.close()

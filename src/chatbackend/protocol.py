@@ -7,11 +7,12 @@ is dumped onto the wire.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-Role = Literal["user", "assistant", "system"]
+# The roles a client may send; the domain ``Role`` (providers.base) adds ``tool``.
+MessageRole = Literal["user", "assistant", "system"]
 FinishReason = str
 
 _MESSAGES_EXAMPLE: list[JsonValue] = [
@@ -23,7 +24,7 @@ _MESSAGES_EXAMPLE: list[JsonValue] = [
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: Role
+    role: MessageRole
     content: str
     context: dict[str, JsonValue] | None = None
 
@@ -72,6 +73,9 @@ class Usage(BaseModel):
 
 
 class ResponseContext(BaseModel):
+    # Features add their own fields (conversation_id, message_id, data_points, tool_calls).
+    model_config = ConfigDict(extra="allow")
+
     finish_reason: FinishReason | None
     usage: Usage | None
     model: str
@@ -117,8 +121,3 @@ class ErrorResponse(BaseModel):
     )
 
     error: ErrorDetail
-
-
-def error_body(code: str, message: str) -> dict[str, Any]:
-    """The protocol's error object, as a plain dict ready for JSON encoding."""
-    return {"error": {"code": code, "message": message}}

@@ -11,13 +11,14 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ProviderName = Literal["azure", "openai", "github", "compatible", "local"]
 TelemetryExporter = Literal["otlp", "azure_monitor", "console", "prometheus"]
 
 GITHUB_MODELS_BASE_URL = "https://models.github.ai/inference"
+DEFAULT_GC_THRESHOLD = (100_000, 50, 100)
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer clearly and concisely."
 # The production image leaves the embedded model out (it serves cloud providers only).
 NO_EMBEDDED_MODEL = (
@@ -42,6 +43,8 @@ class Settings(BaseSettings):
     azure_openai_deployment: str | None = None
     azure_openai_api_key: SecretStr | None = None
     azure_client_id: str | None = None
+    # Set: AsyncAzureOpenAI on the deployment path with this api-version; unset: the v1 endpoint.
+    azure_openai_api_version: str | None = None
 
     openai_api_key: SecretStr | None = None
     openai_model: str = "gpt-4.1-mini"
@@ -78,6 +81,8 @@ class Settings(BaseSettings):
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = []
     log_level: str = "INFO"
+    # Garbage collection, tuned at start-up by every server (see chatbackend.serving).
+    gc_threshold: Annotated[tuple[int, int, int], NoDecode] = DEFAULT_GC_THRESHOLD
 
     # Telemetry is on when at least one exporter is configured (see ``telemetry_exporters``).
     otel_service_name: str = "chatbackend"
@@ -98,6 +103,18 @@ class Settings(BaseSettings):
             if isinstance(raw, str):
                 data = {**data, "cors_origins": [o.strip() for o in raw.split(",") if o.strip()]}
         return data
+
+    @field_validator("gc_threshold", mode="before")
+    @classmethod
+    def _parse_gc_threshold(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return DEFAULT_GC_THRESHOLD
+            parts = value.split(",")
+            if len(parts) != 3 or not all(part.strip().isdigit() for part in parts):
+                raise ValueError("must be three whole numbers like 100000,50,100")
+            return tuple(int(part) for part in parts)
+        return value
 
     @model_validator(mode="after")
     def _check_provider(self) -> Self:

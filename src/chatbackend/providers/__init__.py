@@ -82,28 +82,51 @@ def _azure(
     transport: httpx2.AsyncBaseTransport | None,
     credential: AsyncTokenCredential | None,
 ) -> Provider:
+    """The v1 endpoint with ``AsyncOpenAI``; with ``AZURE_OPENAI_API_VERSION``, the deployment
+    path and that api-version with ``AsyncAzureOpenAI`` (clouds and accounts without v1)."""
     assert settings.azure_openai_endpoint and settings.azure_openai_deployment
-    base_url = f"{settings.azure_openai_endpoint.rstrip('/')}/openai/v1/"
+    endpoint = settings.azure_openai_endpoint.rstrip("/")
     deployment = settings.azure_openai_deployment
-    if settings.azure_openai_api_key is not None:
-        key = settings.azure_openai_api_key.get_secret_value()
-        return _openai_compatible(
-            settings, transport, name="azure", model=deployment, base_url=base_url, api_key=key
-        )
-    from azure.identity.aio import get_bearer_token_provider
+    key = settings.azure_openai_api_key
+    token_provider: Callable[[], Awaitable[str]] | None = None
+    on_close: CloseHook | None = None
+    auth_mode: AuthMode = "api-key"
+    if key is None:
+        from azure.identity.aio import get_bearer_token_provider
 
-    auth_mode: AuthMode = "managed-identity" if settings.azure_client_id else "developer-credential"
-    owned = credential or _azure_credential(settings.azure_client_id)
-    token_provider = get_bearer_token_provider(owned, COGNITIVE_SERVICES_SCOPE)
-    return _openai_compatible(
-        settings,
-        transport,
+        auth_mode = "managed-identity" if settings.azure_client_id else "developer-credential"
+        owned = credential or _azure_credential(settings.azure_client_id)
+        token_provider = get_bearer_token_provider(owned, COGNITIVE_SERVICES_SCOPE)
+        on_close = owned.close
+    http_client, timeout = _http_client(settings, transport, auth_mode=auth_mode)
+    client: openai.AsyncOpenAI
+    if settings.azure_openai_api_version:
+        client = openai.AsyncAzureOpenAI(
+            azure_endpoint=endpoint,
+            azure_deployment=deployment,
+            api_version=settings.azure_openai_api_version,
+            api_key=key.get_secret_value() if key is not None else None,
+            azure_ad_token_provider=token_provider,
+            http_client=http_client,
+            timeout=timeout,
+            max_retries=0,
+        )
+    else:
+        api_key: ApiKey = key.get_secret_value() if key is not None else token_provider  # type: ignore[assignment]
+        client = openai.AsyncOpenAI(
+            api_key=api_key,
+            base_url=f"{endpoint}/openai/v1/",
+            http_client=http_client,
+            timeout=timeout,
+            max_retries=0,
+        )
+    return OpenAIProvider(
         name="azure",
         model=deployment,
-        base_url=base_url,
-        api_key=token_provider,
         auth_mode=auth_mode,
-        on_close=owned.close,
+        client=client,
+        on_close=on_close,
+        token=token_provider,
     )
 
 
@@ -128,11 +151,35 @@ def _openai_compatible(
     name: str,
     model: str,
     base_url: str,
-    api_key: ApiKey,
+    api_key: str,
     auth_mode: AuthMode = "api-key",
-    on_close: CloseHook | None = None,
     max_tokens_parameter: str = "max_completion_tokens",
 ) -> OpenAIProvider:
+    http_client, timeout = _http_client(settings, transport, auth_mode=auth_mode)
+    client = openai.AsyncOpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        http_client=http_client,
+        timeout=timeout,
+        max_retries=0,  # the service retries, within its own budget
+    )
+    return OpenAIProvider(
+        name=name,
+        model=model,
+        auth_mode=auth_mode,
+        client=client,
+        max_tokens_parameter=max_tokens_parameter,
+    )
+
+
+def _http_client(
+    settings: Settings, transport: httpx2.AsyncBaseTransport | None, *, auth_mode: AuthMode
+) -> tuple[httpx2.AsyncClient, httpx2.Timeout]:
+    """The SDK's aiohttp-backed client in production, httpx2's own when a test brings a transport.
+
+    aiohttp parses HTTP in C: reading a streamed body through it costs about half of what the
+    pure-Python h11 parser under httpx2's default transport does, per chunk.
+    """
     # The read timeout bounds the silence between two chunks; the service enforces the
     # first-token and whole-response deadlines on top of it.
     timeout = httpx2.Timeout(
@@ -148,41 +195,13 @@ def _openai_compatible(
         max_connections=settings.chat_max_streams,
         max_keepalive_connections=settings.chat_max_streams,
     )
-    http_client = _http_client(transport, timeout=timeout, limits=limits, hooks=hooks)
-    client = openai.AsyncOpenAI(
-        api_key=api_key,
-        base_url=base_url,
-        http_client=http_client,
-        timeout=timeout,
-        max_retries=0,  # the service retries, within its own budget
-    )
-    return OpenAIProvider(
-        name=name,
-        model=model,
-        auth_mode=auth_mode,
-        client=client,
-        on_close=on_close,
-        max_tokens_parameter=max_tokens_parameter,
-    )
-
-
-def _http_client(
-    transport: httpx2.AsyncBaseTransport | None,
-    *,
-    timeout: httpx2.Timeout,
-    limits: httpx2.Limits,
-    hooks: Hooks,
-) -> httpx2.AsyncClient:
-    """The SDK's aiohttp-backed client in production, httpx2's own when a test brings a transport.
-
-    aiohttp parses HTTP in C: reading a streamed body through it costs about half of what the
-    pure-Python h11 parser under httpx2's default transport does, per chunk.
-    """
     if transport is not None:
-        return openai.DefaultAsyncHttpxClient(
+        client: httpx2.AsyncClient = openai.DefaultAsyncHttpxClient(
             transport=transport, timeout=timeout, limits=limits, event_hooks=hooks
         )
-    return openai.DefaultAioHttpClient(timeout=timeout, limits=limits, event_hooks=hooks)
+    else:
+        client = openai.DefaultAioHttpClient(timeout=timeout, limits=limits, event_hooks=hooks)
+    return client, timeout
 
 
 async def _drop_authorization(request: httpx2.Request) -> None:

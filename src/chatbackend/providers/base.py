@@ -1,4 +1,8 @@
-"""The one small interface every provider implements: a generation request in, typed deltas out.
+"""The one small interface every provider implements, and the domain types it speaks.
+
+A generation request goes in, typed deltas come out. ``Usage``, ``Role`` and the ``Delta`` union
+are the package's own types, not wire models: every consumer matches deltas exhaustively
+(``match`` with ``assert_never``), so a new kind of delta is a type error until each one handles it.
 
 Providers translate their upstream's failures into ``chatbackend.errors`` and know nothing about
 HTTP on our side; the service decides retries and deadlines, the encoders decide the bytes.
@@ -10,15 +14,49 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from chatbackend.protocol import Role, Usage
-
 AuthMode = Literal["api-key", "managed-identity", "developer-credential", "token", "none"]
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens one model call (or, summed, one answer) consumed."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool the model asked for: ``arguments`` is the complete JSON text of its arguments."""
+
+    id: str
+    name: str
+    arguments: str
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
     role: Role
     content: str
+    # An assistant message that asked for tools, and the id a ``tool`` message answers.
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +104,9 @@ class Provider(Protocol):
         """Generate an answer. Closing the iterator early must release the upstream at once."""
         ...
 
-    def is_ready(self) -> bool:
-        """Whether the provider can serve (configured, model loaded) without a paid call."""
+    async def ready(self) -> str | None:
+        """``None`` when the provider can serve (configured, credential able to produce a token,
+        model loaded), else why not; never makes a paid call."""
         ...
 
     async def aclose(self) -> None:

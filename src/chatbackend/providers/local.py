@@ -33,7 +33,6 @@ from llama_cpp.llama_types import (
 )
 
 from chatbackend import errors
-from chatbackend.protocol import Usage
 from chatbackend.providers.base import (
     AuthMode,
     Delta,
@@ -41,6 +40,7 @@ from chatbackend.providers.base import (
     GenerationRequest,
     Message,
     TextDelta,
+    Usage,
 )
 from chatbackend.settings import Settings, SettingsError
 
@@ -362,8 +362,8 @@ class LocalProvider:
         self._running: _Job | None = None
         self._average_seconds = _FIRST_ESTIMATE_SECONDS
 
-    def is_ready(self) -> bool:
-        return self._engine is not None
+    async def ready(self) -> str | None:
+        return None if self._engine is not None else "the embedded model is not loaded"
 
     async def aclose(self) -> None:
         """Stop the running generation, then free the model on its own thread, after it."""

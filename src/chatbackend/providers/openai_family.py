@@ -1,12 +1,14 @@
-"""Azure OpenAI, OpenAI, GitHub Models and OpenAI-compatible servers, all through ``AsyncOpenAI``.
+"""Azure OpenAI, OpenAI, GitHub Models and OpenAI-compatible servers, through the openai SDK.
 
-Azure is reached through its GA ``/openai/v1/`` endpoint, so one client class, one request shape and
-one error mapping serve every upstream, and no ``api-version`` has to be chosen and kept current.
+Azure is reached through its GA ``/openai/v1/`` endpoint with ``AsyncOpenAI`` by default, or with
+``AsyncAzureOpenAI`` (deployment path and ``api-version``) when ``AZURE_OPENAI_API_VERSION`` is set.
+The SDK sends the request (auth, token refresh, status errors); the streamed body is parsed here.
 """
 
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
@@ -17,13 +19,14 @@ import openai
 import orjson
 
 from chatbackend import errors
-from chatbackend.protocol import Usage
-from chatbackend.providers.base import AuthMode, Delta, Finish, GenerationRequest, TextDelta
+from chatbackend.providers.base import AuthMode, Delta, Finish, GenerationRequest, TextDelta, Usage
 
 ApiKey = str | Callable[[], Awaitable[str]]
 # How long to wait for the end of the body after ``[DONE]``; the answer is already complete.
 _DRAIN_SECONDS = 1.0
 CloseHook = Callable[[], Awaitable[None]]
+TokenCheck = Callable[[], Awaitable[str]]
+_TOKEN_CHECK_SECONDS = 10.0
 
 
 class OpenAIProvider:
@@ -37,6 +40,7 @@ class OpenAIProvider:
         auth_mode: AuthMode,
         client: openai.AsyncOpenAI,
         on_close: CloseHook | None = None,
+        token: TokenCheck | None = None,
         max_tokens_parameter: str = "max_completion_tokens",
     ) -> None:
         self.name = name
@@ -44,10 +48,22 @@ class OpenAIProvider:
         self.auth_mode = auth_mode
         self._client = client
         self._on_close = on_close
+        self._token = token
         self._max_tokens_parameter = max_tokens_parameter
 
-    def is_ready(self) -> bool:
-        return not self._client.is_closed()
+    async def ready(self) -> str | None:
+        """Configured and, with keyless auth, the credential can produce a token (the credential
+        caches it, so this is no more than a cache read most of the time)."""
+        if self._client.is_closed():
+            return "the client is closed"
+        if self._token is None:
+            return None
+        try:
+            with anyio.fail_after(_TOKEN_CHECK_SECONDS):
+                await self._token()
+        except Exception:  # what each credential raises varies; none of its text is passed on
+            return "the credential could not produce a token"
+        return None
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -78,14 +94,45 @@ class OpenAIProvider:
         # would stay in memory for the whole answer.
         response = stream.response
         del stream
+        # One loop from the network read to the delta: the SSE lines of each read are split
+        # here, and all the text they carry becomes one delta.
+        parser = _ChunkParser(self.model)
+        body = response.aiter_bytes()
+        pending = b""
+        data: list[bytes] = []
         try:
-            async for delta in _deltas(response, self.model):
-                yield delta
+            async for piece in body:
+                lines = (pending + piece).split(b"\n") if pending else piece.split(b"\n")
+                pending = lines.pop()
+                parts: list[str] = []
+                for line in lines:
+                    if line.endswith(b"\r"):
+                        line = line[:-1]
+                    if line.startswith(b"data:"):
+                        value = line[5:]
+                        data.append(value[1:] if value.startswith(b" ") else value)
+                        continue
+                    if line or not data:
+                        continue  # other fields (event, id, retry) and comments carry nothing
+                    payload = data[0] if len(data) == 1 else b"\n".join(data)
+                    data = []
+                    if payload == b"[DONE]":
+                        if parts:
+                            yield TextDelta("".join(parts))
+                        await _drain(body)
+                        yield parser.finish()
+                        return
+                    parser.feed(payload, parts)
+                if parts:
+                    yield TextDelta("".join(parts))
+        except httpx2.HTTPError as exc:
+            raise _mid_stream_error(exc) from None
         finally:
             # Shielded: on a client disconnect we are being cancelled, and the upstream must
             # still see its connection close.
             with anyio.CancelScope(shield=True):
                 await response.aclose()
+        yield parser.finish()
 
     def _parameters(self, request: GenerationRequest) -> dict[str, Any]:
         options = request.options
@@ -106,94 +153,110 @@ class OpenAIProvider:
         return parameters
 
 
-async def _deltas(response: httpx2.Response, model: str) -> AsyncIterator[Delta]:
-    """The deltas of an OpenAI chat completion stream: text per read, then one ``Finish``."""
-    finish_reason: str | None = None
-    usage: Usage | None = None
-    reads = sse_data(response.aiter_bytes())
-    try:
-        async for payloads in reads:
-            parts: list[str] = []
-            for payload in payloads:
-                if payload == b"[DONE]":
-                    if parts:
-                        yield TextDelta("".join(parts))
-                    await _drain(reads)
-                    if finish_reason is None:
-                        raise errors.UpstreamIncomplete()
-                    yield Finish(finish_reason=finish_reason, usage=usage, model=model)
-                    return
-                chunk = _json_object(payload)
-                model = chunk.get("model") or model
-                if raw_usage := chunk.get("usage"):
-                    usage = _usage(raw_usage)
-                for choice in chunk.get("choices") or ():
-                    if choice.get("index", 0) != 0:
-                        continue
-                    if content := (choice.get("delta") or {}).get("content"):
-                        parts.append(content)
-                    finish_reason = choice.get("finish_reason") or finish_reason
-            if parts:
-                yield TextDelta("".join(parts))
-    except httpx2.HTTPError as exc:
-        raise _mid_stream_error(exc) from None
-    if finish_reason is None:
-        raise errors.UpstreamIncomplete()
-    yield Finish(finish_reason=finish_reason, usage=usage, model=model)
+# Names copied from the upstream into responses and logs: short, from a safe set, else replaced.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+\-]{0,99}")
+_SAFE_REASON = re.compile(r"[a-z][a-z0-9_]{0,31}")
+UNKNOWN_FINISH_REASON = "unknown"
+_MAX_TOKENS = 10**9
 
 
-async def sse_data(body: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
-    """The ``data`` of the Server-Sent Events completed by each read of ``body``.
+class _ChunkParser:
+    """The state of one OpenAI chat completion stream, fed one ``data`` payload at a time.
 
-    Field names other than ``data`` (``event``, ``id``, ``retry``) and comments are ignored: an
-    OpenAI chat stream carries everything, errors included, in ``data``.
+    Anything the upstream sends that is not the documented shape is ``upstream_error``: only a
+    ``ChatError`` ever leaves it.
     """
-    pending = b""
-    data: list[bytes] = []
-    async for piece in body:
-        lines = (pending + piece).split(b"\n") if pending else piece.split(b"\n")
-        pending = lines.pop()
-        events: list[bytes] = []
-        for line in lines:
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if not line:
-                if data:
-                    events.append(b"\n".join(data))
-                    data = []
-            elif line.startswith(b"data:"):
-                value = line[5:]
-                data.append(value[1:] if value.startswith(b" ") else value)
-        if events:
-            yield events
+
+    __slots__ = ("_raw_model", "configured_model", "finish_reason", "model", "usage")
+
+    def __init__(self, model: str) -> None:
+        self.configured_model = model
+        self.model = model
+        self._raw_model: object = None
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+
+    def feed(self, payload: bytes, parts: list[str]) -> None:
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise errors.UpstreamUnavailable() from None
+        if type(chunk) is not dict:
+            raise errors.UpstreamUnavailable()
+        if error := chunk.get("error"):
+            code = error.get("code") if isinstance(error, dict) else None
+            raise (
+                errors.ContentFiltered()
+                if code == "content_filter"
+                else errors.UpstreamUnavailable()
+            )
+        model = chunk.get("model")
+        if model is not None and model != self._raw_model:
+            self._raw_model = model
+            self.model = safe_name(model) or self.configured_model
+        if raw_usage := chunk.get("usage"):
+            self.usage = parse_usage(raw_usage) or self.usage
+        choices = chunk.get("choices")
+        if not choices:
+            return
+        if type(choices) is not list:
+            raise errors.UpstreamUnavailable()
+        for choice in choices:
+            if type(choice) is not dict:
+                raise errors.UpstreamUnavailable()
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta")
+            if delta:
+                if type(delta) is not dict:
+                    raise errors.UpstreamUnavailable()
+                content = delta.get("content")
+                if content:
+                    if type(content) is not str:
+                        raise errors.UpstreamUnavailable()
+                    parts.append(content)
+            if reason := choice.get("finish_reason"):
+                self.finish_reason = safe_reason(reason)
+
+    def finish(self) -> Finish:
+        if self.finish_reason is None:
+            raise errors.UpstreamIncomplete()
+        return Finish(finish_reason=self.finish_reason, usage=self.usage, model=self.model)
 
 
-def _json_object(payload: bytes) -> dict[str, Any]:
-    try:
-        chunk = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise errors.UpstreamUnavailable() from None
-    if not isinstance(chunk, dict):
-        raise errors.UpstreamUnavailable()
-    if error := chunk.get("error"):
-        code = error.get("code") if isinstance(error, dict) else None
-        raise errors.ContentFiltered() if code == "content_filter" else errors.UpstreamUnavailable()
-    return chunk
+def safe_name(value: object) -> str | None:
+    """``value`` if it is a short model-like name, else ``None``."""
+    if type(value) is str and _SAFE_NAME.fullmatch(value):
+        return value
+    return None
 
 
-async def _drain(reads: AsyncIterator[object]) -> None:
+def safe_reason(value: object) -> str:
+    if type(value) is str and _SAFE_REASON.fullmatch(value):
+        return value
+    return UNKNOWN_FINISH_REASON
+
+
+def _count(value: object) -> int | None:
+    return value if type(value) is int and 0 <= value < _MAX_TOKENS else None
+
+
+def parse_usage(raw: object) -> Usage | None:
+    """The usage object, with ``total_tokens`` computed when it is missing; ``None`` if unusable."""
+    if type(raw) is not dict:
+        return None
+    prompt, completion = _count(raw.get("prompt_tokens")), _count(raw.get("completion_tokens"))
+    if prompt is None or completion is None:
+        return None
+    total = _count(raw.get("total_tokens"))
+    return Usage(prompt, completion, total if total is not None else prompt + completion)
+
+
+async def _drain(body: AsyncIterator[bytes]) -> None:
     """Read the rest of the body after ``[DONE]`` so the connection goes back to the pool."""
     with anyio.move_on_after(_DRAIN_SECONDS):
-        async for _ in reads:
+        async for _ in body:
             pass
-
-
-def _usage(raw: dict[str, Any]) -> Usage:
-    return Usage(
-        prompt_tokens=raw["prompt_tokens"],
-        completion_tokens=raw["completion_tokens"],
-        total_tokens=raw["total_tokens"],
-    )
 
 
 def to_chat_error(exc: openai.APIError | httpx2.HTTPError) -> errors.ChatError:

@@ -46,7 +46,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
-from chatbackend.observed import ObservedProvider
 from chatbackend.providers import OPENAI_BASE_URL
 from chatbackend.providers.base import Provider
 from chatbackend.settings import Settings, SettingsError
@@ -112,9 +111,9 @@ class Telemetry:
             attributes["http.route"] = route.path
         self.request_duration.record(seconds, attributes)
 
-    def observe(self, provider: Provider, settings: Settings) -> ObservedProvider:
-        """``provider`` with a GenAI client span and metrics around every upstream call."""
-        tracer = GenAITracer(
+    def tracer(self, provider: Provider, settings: Settings) -> GenAITracer:
+        """The GenAI client span and metrics of every upstream call to ``provider``."""
+        return GenAITracer(
             self.tracer_provider.get_tracer(INSTRUMENTATION_SCOPE, SERVICE_VERSION),
             self.instruments,
             provider=provider.name,
@@ -122,7 +121,6 @@ class Telemetry:
             server=upstream_address(settings),
             capture_content=self.capture_content,
         )
-        return ObservedProvider(provider, tracer)
 
     def shutdown(self) -> None:
         """Flush what is buffered and stop the exporters' threads."""
