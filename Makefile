@@ -20,7 +20,7 @@ WEB_VENDOR ?= src/chatbackend/web/vendor
 CHAT_PROTOCOL := node_modules/@microsoft/ai-chat-protocol
 INFRA_TESTS := tests/test_infra.py tests/test_deploy_tools.py tests/test_serving.py tests/test_graceful_shutdown.py
 
-.PHONY: install tools web-vendor run test lint check-infra bench bench-local bench-tracing profile loadtest clean
+.PHONY: install tools web-vendor run test lint check-infra bench bench-local bench-tracing bench-access profile loadtest clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,12 +76,16 @@ bench-local: install
 bench-tracing: install
 	$(BIN)/python loadtests/bench_tracing.py --output bench-results/tracing.json
 
+# API keys and rate limits (memory, Redis) at 200 streams: added time to first token.
+bench-access: install
+	$(BIN)/python -m loadtests.bench_access --output bench-results/access.json
+
 # The backend as in production (gunicorn, one worker) against the fake upstream, DIRECT vs
 # THROUGH, at 1/50/200/500 streams, three times, and the dev server on the latency profile;
 # writes bench-results/run-N.json (+ .png), dev-N.json and the medians with their spread in
 # bench-results/summary.json and summary.md.
 BENCH_RUNS ?= 3
-bench: install bench-local bench-tracing
+bench: install bench-local bench-tracing bench-access
 	$(BIN)/python -m loadtests.bench_repeat --runs $(BENCH_RUNS)
 
 # Where the worker's CPU goes under load (py-spy): bench-results/profile.txt.

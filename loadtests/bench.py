@@ -189,15 +189,25 @@ def worker_process(pid: int) -> psutil.Process:
 
 
 # -- the load client ----------------------------------------------------------------------------
-async def drive(url: str, payload: dict[str, Any], run: Run, duration: float, *, sse: bool) -> None:
+async def drive(
+    url: str,
+    payload: dict[str, Any],
+    run: Run,
+    duration: float,
+    *,
+    sse: bool,
+    headers: dict[str, str] | None = None,
+) -> None:
     """Closed-loop users: each starts a stream as soon as its previous one ends, until
-    ``duration`` has passed; then the streams still open finish."""
+    ``duration`` has passed; then the streams still open finish. ``headers`` go on every one."""
     warmup = WARMUP_SECONDS if run.concurrency > 1 else 0.0
     started = time.monotonic()
     measured_from, deadline = started + warmup, started + warmup + duration
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     timeout = aiohttp.ClientTimeout(total=120)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers=headers
+    ) as session:
 
         async def user() -> None:
             # Users arrive spread over the ramp, not all in the same millisecond.
@@ -257,7 +267,13 @@ def _error_code(status: int, body: bytes) -> str:
 
 # -- one run ------------------------------------------------------------------------------------
 async def measure(
-    run: Run, *, upstream: str, backend: str | None, worker: psutil.Process | None, duration: float
+    run: Run,
+    *,
+    upstream: str,
+    backend: str | None,
+    worker: psutil.Process | None,
+    duration: float,
+    headers: dict[str, str] | None = None,
 ) -> Run:
     async with aiohttp.ClientSession() as control:
         await control.put(f"{upstream}/_fake/defaults", json=PROFILES[run.profile])
@@ -273,7 +289,7 @@ async def measure(
             url, payload = f"{upstream}/v1/chat/completions", {**UPSTREAM_BODY, **BODY}
         else:
             url, payload = f"{backend}/chat/stream", BODY
-        await drive(url, payload, run, duration, sse=backend is None)
+        await drive(url, payload, run, duration, sse=backend is None, headers=headers)
         if worker is not None:
             run.server_cpu_seconds = _cpu(worker) - cpu_before
         if sampler is not None:

@@ -273,3 +273,16 @@ async def test_conversation_longer_than_the_context_is_rejected(provider: LocalP
     assert provider.stats.failed == 1
     _, finish = await collect(provider, request("Say hello", max_tokens=4))
     assert finish.finish_reason == "length"
+
+
+@pytest.mark.anyio
+async def test_the_context_budget_counts_with_the_models_own_tokenizer(
+    provider: LocalProvider,
+) -> None:
+    from chatbackend.context.tokens import counter_for, tiktoken_count
+
+    count = counter_for(provider)
+    assert count is not tiktoken_count
+    text = "Conversations are cut to the embedded model's context window."
+    assert 5 < count(text) < len(text)
+    assert count(text + " " + text) > count(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,12 @@ import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
 from chatbackend.app import create_app
-from chatbackend.settings import Settings, load_settings
+from chatbackend.settings import load_settings
 from loadtests.fake_upstream import WORDS, FakeUpstream
 from tests.browser import CHROMIUM, LAUNCH_ARGS, chat_page, wait_for
+from tests.databases import sqlite_url
 from tests.servers import serve
+from tests.test_api_keys import add_key
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 UNTRUSTED = (
@@ -56,27 +59,6 @@ def backend(upstream: FakeUpstream, **overrides: Any) -> Any:
         **overrides,
     )
     return serve(create_app(settings))
-
-
-def keeps_conversations() -> bool:
-    app = create_app(
-        load_settings(chat_provider="compatible", chat_base_url="http://x/v1", chat_model="m")
-    )
-    return any(getattr(route, "path", None) == "/conversations" for route in app.routes)
-
-
-needs_store = pytest.mark.skipif(
-    not keeps_conversations(),
-    reason="the conversation API (issue 12, branch store) is not on main yet: "
-    "this server has no /conversations routes",
-)
-
-
-def store_backend(upstream: FakeUpstream, tmp_path: Path) -> Any:
-    overrides = {}
-    if "database_url" in Settings.model_fields:
-        overrides["database_url"] = f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"
-    return backend(upstream, **overrides)
 
 
 def words(count: int) -> str:
@@ -210,39 +192,14 @@ def test_keyboard_enter_sends_and_shift_enter_adds_a_line(
         chat.assert_clean()
 
 
-def test_without_a_conversation_store_the_page_resends_the_thread(
-    browser: Browser, upstream: FakeUpstream
-) -> None:
+def test_reload_restores_the_conversation(browser: Browser, upstream: FakeUpstream) -> None:
     with backend(upstream) as url, chat_page(browser) as chat:
-        if httpx2.get(f"{url}/ui/config.json").json()["conversations"]:
-            pytest.skip("this server keeps conversations; the stateless mode is not used")
-        bodies: list[Any] = []
-        chat.page.on(
-            "request",
-            lambda r: bodies.append(r.post_data_json) if r.url.endswith("/chat/stream") else None,
-        )
-        chat.open(url)
-        expect(chat.page.locator("#history-note")).to_be_visible()
-        chat.send("One")
-        chat.wait_until_idle()
-        chat.send("Two")
-        chat.wait_until_idle()
-        assert [m["content"] for m in bodies[1]["messages"]] == ["One", words(8), "Two"]
-        assert [m["role"] for m in bodies[1]["messages"]] == ["user", "assistant", "user"]
-        chat.assert_clean()
-
-
-@needs_store
-def test_reload_restores_the_conversation(
-    browser: Browser, upstream: FakeUpstream, tmp_path: Path
-) -> None:
-    with store_backend(upstream, tmp_path) as url, chat_page(browser) as chat:
         chat.open(url).send("First question")
         chat.wait_until_idle()
         expect(chat.page).to_have_url(re.compile(r"#c="))
         chat.page.reload()
         expect(chat.page.locator("html[data-ready=true]")).to_have_count(1)
-        expect(chat.page.locator(".message.user")).to_have_text("First question")
+        expect(chat.page.locator(".message.user .body")).to_have_text("First question")
         expect(chat.last_answer.locator(".body")).to_have_text(words(8))
         listed = chat.page.locator("#conversations li")
         expect(listed).to_have_count(1)
@@ -253,17 +210,14 @@ def test_reload_restores_the_conversation(
         chat.page.get_by_role("button", name="New chat").click()
         expect(chat.page.locator(".message")).to_have_count(0)
         chat.page.get_by_role("button", name="Open First question").click()
-        expect(chat.page.locator(".message.user")).to_have_text(
+        expect(chat.page.locator(".message.user .body")).to_have_text(
             ["First question", "Second question"]
         )
         chat.assert_clean()
 
 
-@needs_store
-def test_rename_and_delete_a_conversation(
-    browser: Browser, upstream: FakeUpstream, tmp_path: Path
-) -> None:
-    with store_backend(upstream, tmp_path) as url, chat_page(browser) as chat:
+def test_rename_and_delete_a_conversation(browser: Browser, upstream: FakeUpstream) -> None:
+    with backend(upstream) as url, chat_page(browser) as chat:
         chat.open(url).send("Old title")
         chat.wait_until_idle()
         conversation_id = httpx2.get(f"{url}/conversations").json()["data"][0]["id"]
@@ -282,69 +236,46 @@ def test_rename_and_delete_a_conversation(
         chat.assert_clean()
 
 
-API_KEY = "ck-test-0123456789abcdef"
-
-
-class RequireApiKey:
-    """The contract of ``AUTH_MODE=api-key`` (issue 14, not on main yet) in front of the real app:
-    ``401 unauthorized`` with ``WWW-Authenticate`` unless ``Authorization: Bearer <key>``; the
-    page and its files stay open. Replace with the real setting when issue 14 lands."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        path = scope.get("path", "")
-        open_path = path == "/" or path.startswith("/ui/") or path.startswith("/health/")
-        headers = dict(scope.get("headers", []))
-        if scope["type"] == "http" and not open_path:
-            if headers.get(b"authorization") != f"Bearer {API_KEY}".encode():
-                body = b'{"error":{"code":"unauthorized","message":"An API key is required."}}'
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 401,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"www-authenticate", b"Bearer"),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
-
-
 def test_api_key_is_asked_for_and_kept_in_session_storage_only(
-    browser: Browser, upstream: FakeUpstream
+    browser: Browser, upstream: FakeUpstream, tmp_path: Path
 ) -> None:
+    database_url = sqlite_url(tmp_path)
+    with ThreadPoolExecutor(1) as thread:  # Playwright's event loop runs in this thread
+        key = thread.submit(add_key, database_url, "page").result().key
     settings = load_settings(
-        chat_provider="compatible", chat_base_url=upstream.base_url, chat_model="fake-model"
+        chat_provider="compatible",
+        chat_base_url=upstream.base_url,
+        chat_model="fake-model",
+        auth_mode="api-key",
+        database_url=database_url,
     )
     sent: list[str | None] = []
-    with serve(RequireApiKey(create_app(settings))) as url, chat_page(browser) as chat:
+    with serve(create_app(settings)) as url, chat_page(browser) as chat:
         chat.page.on(
             "request",
-            lambda r: sent.append(r.headers.get("authorization")) if "/chat" in r.url else None,
+            lambda r: (
+                sent.append(r.headers.get("authorization")) if "/conversations" in r.url else None
+            ),
         )
-        chat.open(url).send("Hello")
+        chat.open(url)  # the conversation list answers 401: the page asks for a key
         dialog = chat.page.get_by_role("dialog", name="API key")
         expect(dialog).to_be_visible()
-        dialog.get_by_label("Key").fill(API_KEY)
+        dialog.get_by_label("Key").fill(key)
         dialog.get_by_role("button", name="Use key").click()
-        box = chat.page.get_by_label("Message", exact=True)
-        expect(box).to_have_value("Hello")
-        box.press("Enter")
+        expect(dialog).to_be_hidden()
+        chat.send("Hello")
         chat.wait_until_idle()
         expect(chat.last_answer.locator(".body")).to_have_text(words(8))
-        assert sent == [None, f"Bearer {API_KEY}"]
+        expect(chat.page.locator("#conversations li")).to_have_count(1)
+        assert sent[0] is None
+        assert set(sent[1:]) == {f"Bearer {key}"}
         storage = chat.page.evaluate(
             "() => [sessionStorage.getItem('chatbackend.apiKey'), localStorage.length,"
             " document.cookie]"
         )
-        assert storage == [API_KEY, 0, ""]
+        assert storage == [key, 0, ""]
         assert chat.page_errors == [] and chat.dialogs == []
-    with serve(RequireApiKey(create_app(settings))) as url, chat_page(browser) as fresh:
+    with serve(create_app(settings)) as url, chat_page(browser) as fresh:
         fresh.open(url)
         assert fresh.page.evaluate("() => sessionStorage.length") == 0
 

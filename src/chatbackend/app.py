@@ -17,17 +17,26 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 from chatbackend import errors
+from chatbackend.access.middleware import AccessControl
+from chatbackend.access.openapi import document_access
+from chatbackend.access.ratelimit import RATE_LIMIT_HEADERS, LimitStore
+from chatbackend.access.repository import api_keys
+from chatbackend.access.service import build_access
 from chatbackend.chat import ChatService
+from chatbackend.conversations.routes import router as conversations_router
 from chatbackend.dependencies import State
 from chatbackend.gctune import tune_garbage_collector
 from chatbackend.limits import BodySizeLimit
 from chatbackend.providers import build_provider
-from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger
+from chatbackend.providers.fallback import CoolDown, ProviderHealth
+from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger, note_error
 from chatbackend.routes import router
 from chatbackend.settings import Settings, load_settings
+from chatbackend.store import open_database
 from chatbackend.streaming import error_response
 from chatbackend.telemetry import start_telemetry
-from chatbackend.webui import add_page
+from chatbackend.webui import add_page, page_paths
+from chatbackend.wirecheck import shown_key
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -66,7 +75,24 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
-        provider = await build_provider(settings, transport=transport, credential=credential)
+        store = LimitStore.from_settings(settings)
+        health = ProviderHealth(store.storage, CoolDown.from_settings(settings))
+        try:
+            provider = await build_provider(
+                settings, transport=transport, credential=credential, health=health
+            )
+        except BaseException:
+            await store.aclose()
+            raise
+        try:
+            database = await open_database(
+                settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
+            )
+        except BaseException:
+            await provider.aclose()
+            await store.aclose()
+            raise
+        access = build_access(settings, store, keys=api_keys(settings, database))
         try:
             logger.info(
                 "serving provider=%s model=%s auth=%s telemetry=%s",
@@ -78,8 +104,10 @@ def create_app(
             tracer = telemetry.tracer(provider, settings) if telemetry is not None else None
             service = ChatService(provider, settings, tracer=tracer)
             tune_garbage_collector(settings.gc_threshold)
-            yield {"settings": settings, "service": service}
+            yield {"settings": settings, "service": service, "database": database, "access": access}
         finally:
+            await access.aclose()
+            await database.aclose()
             await provider.aclose()
             if owned_telemetry is not None:
                 owned_telemetry.shutdown()
@@ -90,18 +118,25 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         telemetry=FASTAPI_NATIVE_TELEMETRY,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.include_router(router)
-    add_page(app)
+    app.include_router(conversations_router)
+    add_page(app, conversations=True)
     _add_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.chat_max_body_bytes)
+    open_paths = _open_paths(settings)
+    app.add_middleware(AccessControl, open_paths=open_paths)
+    document_access(app, settings, open_paths)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type", "Accept", "X-Request-ID"],
-            expose_headers=["X-Request-ID"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Content-Type", "Accept", "X-Request-ID", "Authorization", "api-key"],
+            expose_headers=["X-Request-ID", "Retry-After", *RATE_LIMIT_HEADERS],
         )
     app.add_middleware(
         RequestLog,
@@ -111,6 +146,13 @@ def create_app(
     if telemetry is not None:
         telemetry.instrument(app)
     return app
+
+
+def _open_paths(settings: Settings) -> frozenset[str]:
+    """Paths served without a key: health, the chat page, and the API docs when enabled."""
+    docs = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+    health = ("/health/live", "/health/ready")
+    return frozenset((*health, *page_paths(), *(docs if settings.docs_enabled else ())))
 
 
 def _trace_id_source(telemetry: Telemetry | None) -> TraceIdSource | None:
@@ -135,11 +177,24 @@ async def _chat_error(_: Request, exc: errors.ChatError) -> JSONResponse:
     return error_response(exc)
 
 
-async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     problems = exc.errors()
     if any(problem.get("type") == "json_invalid" for problem in problems):
         return error_response(errors.InvalidJson())
+    # FastAPI hands a body it did not parse as JSON (no or another content type) to validation.
+    if not _is_json(request.headers.get("content-type", "")) and any(
+        tuple(problem.get("loc", ())) == ("body",) for problem in problems
+    ):
+        return error_response(errors.UnsupportedMediaType())
     return error_response(errors.InvalidRequest("; ".join(_describe(p) for p in problems[:3])))
+
+
+def _is_json(content_type: str) -> bool:
+    """``application/json`` or ``application/*+json``, with any parameters (what FastAPI parses)."""
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
 
 
 def _describe(problem: dict[str, Any]) -> str:
@@ -148,7 +203,11 @@ def _describe(problem: dict[str, Any]) -> str:
         location = location[1:]
     path = ""
     for part in location:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+        if part == "[key]":  # pydantic's marker for "the key itself", after the key
+            continue
+        # Keys come from the client: only identifier-like ones are named (see ``shown_key``).
+        name = shown_key(str(part))
+        path += f"[{part}]" if isinstance(part, int) else f".{name}" if path else name
     message = str(problem.get("msg", "is invalid"))
     if problem.get("type") == "extra_forbidden":
         message = "is not a recognised field"
@@ -156,8 +215,13 @@ def _describe(problem: dict[str, Any]) -> str:
 
 
 async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    if exc.status_code == 400:
+        # FastAPI's answer to a body that failed to parse other than as a JSON syntax error:
+        # invalid UTF-8, nesting deeper than the parser's recursion limit, a huge integer.
+        return error_response(errors.InvalidJson())
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "The request failed."
+    note_error(code)
     body = errors.error_body(code, message)
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 

@@ -6,8 +6,17 @@ from typing import Annotated, TypedDict, cast
 
 from fastapi import Depends, Request
 
-from chatbackend.chat import ChatService
+from chatbackend.access.caller import Caller, get_caller
+from chatbackend.access.middleware import IDENTITY_KEY
+from chatbackend.access.service import Access
+from chatbackend.access.usage import meter_for
+from chatbackend.chat import ChatService, Hook
+from chatbackend.context.tokens import counter_for
+from chatbackend.conversations.repository import ConversationRepository
+from chatbackend.conversations.service import ConversationService
+from chatbackend.conversations.turns import ConversationChat
 from chatbackend.settings import Settings
+from chatbackend.store import Database
 
 
 class State(TypedDict):
@@ -15,6 +24,8 @@ class State(TypedDict):
 
     settings: Settings
     service: ChatService
+    database: Database
+    access: Access
 
 
 async def get_service(request: Request) -> ChatService:
@@ -26,5 +37,34 @@ async def get_settings(request: Request) -> Settings:
     return cast(Settings, request.state.settings)
 
 
+async def get_database(request: Request) -> Database:
+    return cast(Database, request.state.database)
+
+
+async def get_token_meter(request: Request) -> Hook:
+    """The ``on_finish`` hook that counts an answer's tokens against the request's caller."""
+    return meter_for(cast(Access, request.state.access), request.scope.get(IDENTITY_KEY))
+
+
 ServiceDep = Annotated[ChatService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def get_conversations(database: DatabaseDep) -> ConversationService:
+    return ConversationService(ConversationRepository(database))
+
+
+ConversationsDep = Annotated[ConversationService, Depends(get_conversations)]
+
+
+async def get_conversation_chat(database: DatabaseDep, service: ServiceDep) -> ConversationChat:
+    count = counter_for(service.provider)
+    return ConversationChat(ConversationRepository(database), service, count=count)
+
+
+ConversationChatDep = Annotated[ConversationChat, Depends(get_conversation_chat)]
+
+
+TokenMeterDep = Annotated[Hook, Depends(get_token_meter)]

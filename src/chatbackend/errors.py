@@ -43,6 +43,12 @@ class InvalidJson(ChatError):
     message = "The request body is not valid JSON."
 
 
+class UnsupportedMediaType(ChatError):
+    status = 415
+    code = "unsupported_media_type"
+    message = "The request body must be JSON, sent with Content-Type: application/json."
+
+
 class BodyTooLarge(ChatError):
     status = 413
     code = "body_too_large"
@@ -124,6 +130,26 @@ class ContentFiltered(ChatError):
     message = "The request was blocked by the model provider's content filter."
 
 
+class Unauthorized(ChatError):
+    status = 401
+    code = "unauthorized"
+    message = "A valid API key is required: send it as 'Authorization: Bearer <key>'."
+
+
+class CallerRateLimited(ChatError):
+    """The caller's own request or token budget is spent (not the upstream's 429)."""
+
+    status = 429
+    code = "rate_limited"
+    message = "This caller is over its rate limit; retry after the time in Retry-After."
+
+
+class RateLimitUnavailable(ChatError):
+    status = 503
+    code = "rate_limit_unavailable"
+    message = "The rate limit store cannot be reached; retry after the time in Retry-After."
+
+
 class ShuttingDown(ChatError):
     status = 503
     code = "shutting_down"
@@ -135,3 +161,21 @@ class NotReady(ChatError):
     status = 503
     code = "not_ready"
     message = "The model provider is not ready."
+
+
+class NotFound(ChatError):
+    status = 404
+    code = "not_found"
+    message = "No such resource."
+
+
+class ConversationBusy(ChatError):
+    status = 409
+    code = "conversation_busy"
+    message = "The conversation's previous answer is still being written; retry when it is done."
+
+
+class ContextTooLong(ChatError):
+    status = 400
+    code = "context_too_long"
+    message = "The new message alone is longer than the model's context budget."

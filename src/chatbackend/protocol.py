@@ -1,15 +1,37 @@
 """Wire models of the Microsoft AI Chat Protocol as this service speaks it.
 
 The request side forbids unknown generation overrides so a typo (``max_token``) is a 422 instead of
-a silently ignored option. The response side holds only our own fields: nothing from an SDK object
-is dumped onto the wire.
+a silently ignored option, and takes numbers only as JSON numbers (``"5"`` and ``true`` are
+refused). It accepts only what can be sent on: every string in the body must be valid Unicode (the
+JSON parser lets a lone surrogate escape like ``"\\ud800"`` through), and free-form JSON
+(``sessionState``, ``context``) is bounded in depth and integer range (see ``wirecheck``). The
+response side holds only our own fields: nothing from an SDK object is dumped onto the wire.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
+
+from chatbackend.wirecheck import check_json, check_text
+
+# A string that is a sequence of Unicode scalar values (no lone surrogate).
+Text = Annotated[str, AfterValidator(check_text)]
+# Free-form JSON whose strings are ``Text``, nested at most ``MAX_JSON_DEPTH`` levels, with
+# integers in the 64-bit range (what every JSON encoder on the way back can write).
+SafeJson = Annotated[JsonValue, BeforeValidator(check_json)]
+StrictFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+StrictInt = Annotated[int, Field(strict=True)]
 
 # The roles a client may send; the domain ``Role`` (providers.base) adds ``tool``.
 MessageRole = Literal["user", "assistant", "system"]
@@ -25,8 +47,8 @@ class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: MessageRole
-    content: str
-    context: dict[str, JsonValue] | None = None
+    content: Text
+    context: dict[Text, SafeJson] | None = None
 
 
 class Overrides(BaseModel):
@@ -34,17 +56,31 @@ class Overrides(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1, le=128_000)
-    seed: int | None = None
+    temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
+    top_p: StrictFloat | None = Field(default=None, gt=0, le=1)
+    max_tokens: StrictInt | None = Field(default=None, ge=1, le=128_000)
+    seed: StrictInt | None = Field(default=None, ge=-(2**63), lt=2**63)
     stop: str | Annotated[list[str], Field(min_length=1, max_length=4)] | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _check_stop(cls, stop: str | list[str] | None) -> str | list[str] | None:
+        # Checked here rather than per union member, so an error names ``stop``, not a member.
+        for text in [stop] if isinstance(stop, str) else stop or ():
+            check_text(text)
+        return stop
 
 
 class RequestContext(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     overrides: Overrides = Overrides()
+
+    @model_validator(mode="after")
+    def _check_extra(self) -> Self:
+        # Unknown context keys are kept as given (the protocol allows them): check them as JSON.
+        check_json(self.__pydantic_extra__ or {})
+        return self
 
 
 class ChatRequest(BaseModel):
@@ -63,7 +99,7 @@ class ChatRequest(BaseModel):
 
     messages: list[ChatMessage] = Field(min_length=1)
     context: RequestContext = RequestContext()
-    sessionState: JsonValue = None  # noqa: N815 - the protocol's field name
+    sessionState: SafeJson = None  # noqa: N815 - the protocol's field name
 
 
 class Usage(BaseModel):

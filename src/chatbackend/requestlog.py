@@ -32,6 +32,10 @@ LOGGER_NAME = "chatbackend.requests"
 _VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _QUIET_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
 CLIENT_GONE_STATUS = 499
+# Set in the scope's extensions by the HTTP protocol when it answered 408 while the app waited
+# for the rest of the body (chatbackend.httpprotocol).
+READ_TIMEOUT_EXTENSION = "chatbackend.read_timeout"
+READ_TIMEOUT_STATUS = 408
 
 TraceIdSource = Callable[[], str | None]
 # Called once per request when its response has ended: (scope, status, seconds).
@@ -112,6 +116,8 @@ class RequestLog:
             raise
         finally:
             current_request.reset(token)
+            if READ_TIMEOUT_EXTENSION in scope.get("extensions", {}):
+                status, record.error = READ_TIMEOUT_STATUS, "request_timeout"
             if record.error is None and (not completed or status == CLIENT_GONE_STATUS):
                 record.error = "client_disconnected"
             _log(scope, record, status=status, trace_id=trace_id)
@@ -156,6 +162,19 @@ def _log(scope: Scope, record: RequestRecord, *, status: int, trace_id: str | No
         "error": record.error,
     }
     logger.log(level, json.dumps(line, separators=(",", ":")))
+
+
+def log_refused(status: int, code: str) -> None:
+    """The line for a request the HTTP protocol refused before the app saw it (no method, path)."""
+    if logger.isEnabledFor(logging.INFO):
+        line = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "level": "info",
+            "message": "request refused",
+            "status": status,
+            "error": code,
+        }
+        logger.info(json.dumps(line, separators=(",", ":")))
 
 
 def configure_request_logger() -> None:

@@ -14,6 +14,9 @@ from typing import Any
 
 from uvicorn_worker import UvicornWorker
 
+from chatbackend.httpprotocol import protocol_class
+from chatbackend.settings import load_settings
+
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 _SHUTDOWN_MARGIN_SECONDS = 5
 
@@ -47,7 +50,8 @@ class Worker(UvicornWorker):  # type: ignore[misc]  # uvicorn-worker ships no ty
 
     uvicorn waits for open connections on SIGTERM; it is told to stop waiting a little before
     gunicorn's ``graceful_timeout`` would SIGKILL the worker, so the lifespan still closes the
-    upstream clients.
+    upstream clients. httptools runs with the header and read-time limits from the settings
+    (``chatbackend.httpprotocol``), as under ``python -m chatbackend``.
     """
 
     CONFIG_KWARGS = {"loop": "uvloop", "http": "httptools"}
@@ -56,3 +60,5 @@ class Worker(UvicornWorker):  # type: ignore[misc]  # uvicorn-worker ships no ty
         super().__init__(*args, **kwargs)
         graceful = self.cfg.graceful_timeout
         self.config.timeout_graceful_shutdown = max(1, graceful - _SHUTDOWN_MARGIN_SECONDS)
+        # The master checked the settings before forking (gunicorn.conf.py's on_starting).
+        self.config.http = protocol_class(load_settings())

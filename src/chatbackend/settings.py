@@ -11,7 +11,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ProviderName = Literal["azure", "openai", "github", "compatible", "local"]
@@ -19,6 +27,8 @@ TelemetryExporter = Literal["otlp", "azure_monitor", "console", "prometheus"]
 
 GITHUB_MODELS_BASE_URL = "https://models.github.ai/inference"
 DEFAULT_GC_THRESHOLD = (100_000, 50, 100)
+# Relative to the working directory; the directory is created on start.
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/chatbackend.db"
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer clearly and concisely."
 # The production image leaves the embedded model out (it serves cloud providers only).
 NO_EMBEDDED_MODEL = (
@@ -30,6 +40,32 @@ NO_EMBEDDED_MODEL = (
 
 class SettingsError(ValueError):
     """A missing or contradictory setting; the message is one line that names the variable."""
+
+
+class FallbackProvider(BaseModel):
+    """One entry of ``CHAT_FALLBACKS``: a further provider tried when the ones before it fail."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: Literal["azure", "openai", "github", "compatible"]
+    base_url: str | None = None
+    endpoint: str | None = None
+    model: str | None = None
+    deployment: str | None = None
+    api_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.provider == "azure":
+            if not (self.endpoint and self.deployment):
+                raise ValueError("an azure fallback needs endpoint and deployment")
+        elif not self.model:
+            raise ValueError(f"a {self.provider} fallback needs model")
+        elif self.provider == "compatible" and not self.base_url:
+            raise ValueError("a compatible fallback needs base_url")
+        elif self.provider in ("openai", "github") and self.api_key is None:
+            raise ValueError(f"a {self.provider} fallback needs api_key")
+        return self
 
 
 class Settings(BaseSettings):
@@ -78,7 +114,19 @@ class Settings(BaseSettings):
     chat_retry_budget_seconds: float = Field(default=10.0, ge=0)
     chat_retry_backoff_seconds: float = Field(default=0.5, ge=0)
 
+    # Conversations: SQLite (default) or PostgreSQL; may hold a password, hence secret.
+    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    database_pool_size: int = Field(default=10, ge=1)
+    # A conversation's history is cut to this many tokens minus the answer's max_tokens;
+    # unset: the embedded model's context (LOCAL_CONTEXT_TOKENS), else 16,000.
+    chat_context_tokens: int | None = Field(default=None, ge=256)
+
     sse_keepalive_seconds: float = Field(default=15.0, gt=0)
+    # Enforced by the HTTP protocol both servers run (chatbackend.httpprotocol), before the app.
+    http_max_header_bytes: int = Field(default=65_536, ge=1024)
+    http_max_header_line_bytes: int = Field(default=16_384, ge=256)
+    http_max_headers: int = Field(default=100, ge=1)
+    http_read_timeout: float = Field(default=30.0, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = []
     log_level: str = "INFO"
     # Garbage collection, tuned at start-up by every server (see chatbackend.serving).
@@ -94,6 +142,25 @@ class Settings(BaseSettings):
     telemetry_console: bool = False
     metrics_prometheus: bool = False
     telemetry_capture_content: bool = False
+
+    # Access control (chatbackend.access): who may call, and how much.
+    auth_mode: Literal["none", "api-key"] = "none"
+    docs_enabled: bool = True
+    rate_limit_requests_per_minute: int | None = Field(default=None, ge=1)
+    rate_limit_tokens_per_minute: int | None = Field(default=None, ge=1)
+    # When Redis cannot be reached: admit with a logged warning, or refuse with 503.
+    rate_limit_on_storage_error: Literal["open", "closed"] = "open"
+    # Further providers, tried in order before the first byte on a retryable failure (JSON).
+    chat_fallbacks: list[FallbackProvider] = []
+    # How long one provider of a chain may take to its first delta before the next is tried.
+    chat_fallback_timeout: float = Field(default=10.0, gt=0)
+    # A provider that failed this often within the window is skipped for the cool-down.
+    chat_fallback_failures: int = Field(default=3, ge=1)
+    chat_fallback_window_seconds: int = Field(default=60, ge=1)
+    chat_fallback_cooldown_seconds: int = Field(default=30, ge=1)
+    # redis://, rediss:// or unix:// (may carry a password, hence secret); unset: in memory.
+    redis_url: SecretStr | None = None
+    redis_timeout_seconds: float = Field(default=0.5, gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -129,6 +196,7 @@ class Settings(BaseSettings):
         for name in required[provider]:
             if not getattr(self, name):
                 raise ValueError(f"{name.upper()} is required when CHAT_PROVIDER={provider}")
+        _check_database_url(self.database_url.get_secret_value())
         if self.chat_first_token_timeout > self.chat_response_timeout:
             raise ValueError("CHAT_FIRST_TOKEN_TIMEOUT must not exceed CHAT_RESPONSE_TIMEOUT")
         if provider == "local" and importlib.util.find_spec("llama_cpp") is None:
@@ -149,6 +217,12 @@ class Settings(BaseSettings):
         return frozenset(name for name, value in configured.items() if value)
 
     @property
+    def context_tokens(self) -> int:
+        if self.chat_context_tokens is not None:
+            return self.chat_context_tokens
+        return self.local_context_tokens if self.provider == "local" else 16_000
+
+    @property
     def provider(self) -> ProviderName:
         """The provider in use: ``CHAT_PROVIDER``, else inferred from which credentials are set."""
         if self.chat_provider is not None:
@@ -158,6 +232,19 @@ class Settings(BaseSettings):
         if self.openai_api_key:
             return "openai"
         return "local"
+
+
+def _check_database_url(url: str) -> None:
+    from sqlalchemy.exc import ArgumentError
+
+    from chatbackend.store.database import UnsupportedDatabase, normalise_url
+
+    try:
+        normalise_url(url)
+    except ArgumentError:
+        raise ValueError("DATABASE_URL: not a database URL") from None
+    except UnsupportedDatabase as exc:
+        raise ValueError(str(exc)) from None
 
 
 def load_settings(**overrides: object) -> Settings:

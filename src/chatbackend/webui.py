@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 from starlette.responses import Response
@@ -40,6 +40,12 @@ PAGE_HEADERS = {
 router = APIRouter(include_in_schema=False)
 
 
+def page_paths() -> frozenset[str]:
+    """Every path the page is served from: open without an API key (the page asks for one)."""
+    files = (p.relative_to(WEB_DIR).as_posix() for p in WEB_DIR.rglob("*") if p.is_file())
+    return frozenset(("/", "/ui/config.json", *(f"/ui/{name}" for name in files)))
+
+
 class PageFeatures(BaseModel):
     """What the page may use on this server."""
 
@@ -51,13 +57,6 @@ async def page() -> FileResponse:
     return FileResponse(WEB_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
 
 
-@router.get("/ui/config.json")
-async def page_features(request: Request) -> PageFeatures:
-    """Lets the page skip the conversation list on a server that keeps no conversations."""
-    paths = {getattr(route, "path", None) for route in request.app.router.routes}
-    return PageFeatures(conversations="/conversations" in paths)
-
-
 class _PageFiles(StaticFiles):
     async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
@@ -65,7 +64,14 @@ class _PageFiles(StaticFiles):
         return response
 
 
-def add_page(app: FastAPI) -> None:
-    """Serve the page; call after every other router, so ``/ui/config.json`` sees them all."""
+def add_page(app: FastAPI, *, conversations: bool) -> None:
+    """Serve the page; ``conversations``: this app has the conversation API (issue 12)."""
+    features = PageFeatures(conversations=conversations)
+
+    async def page_features() -> PageFeatures:
+        """Lets the page skip the conversation list on a server that keeps no conversations."""
+        return features
+
     app.include_router(router)
+    app.add_api_route("/ui/config.json", page_features, methods=["GET"], include_in_schema=False)
     app.mount("/ui", _PageFiles(directory=WEB_DIR), name="ui")

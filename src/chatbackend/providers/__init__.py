@@ -9,8 +9,9 @@ import httpx2
 import openai
 
 from chatbackend.providers.base import AuthMode, Provider
+from chatbackend.providers.fallback import FallbackChain, ProviderHealth
 from chatbackend.providers.openai_family import ApiKey, CloseHook, OpenAIProvider
-from chatbackend.settings import Settings
+from chatbackend.settings import FallbackProvider, Settings
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -27,12 +28,67 @@ async def build_provider(
     *,
     transport: httpx2.AsyncBaseTransport | None = None,
     credential: AsyncTokenCredential | None = None,
+    health: ProviderHealth | None = None,
 ) -> Provider:
-    """Build the provider ``settings`` select.
+    """Build the provider ``settings`` select, behind a ``FallbackChain`` when
+    ``CHAT_FALLBACKS`` names further ones (``health`` keeps their cool-downs).
 
     ``transport`` replaces the HTTP transport (tests pass a ``MockTransport``); ``credential``
     replaces the Azure credential that keyless auth would otherwise create.
     """
+    primary = await _primary(settings, transport=transport, credential=credential)
+    if not settings.chat_fallbacks:
+        return primary
+    assert health is not None, "a fallback chain needs its health store"
+    members = [primary]
+    members += [
+        _fallback(settings, spec, transport, credential) for spec in settings.chat_fallbacks
+    ]
+    return FallbackChain(members, health=health, first_delta_timeout=settings.chat_fallback_timeout)
+
+
+def _fallback(
+    settings: Settings,
+    spec: FallbackProvider,
+    transport: httpx2.AsyncBaseTransport | None,
+    credential: AsyncTokenCredential | None,
+) -> Provider:
+    if spec.provider == "azure":
+        # The primary's Azure settings (api-version, identity) with this entry's resource.
+        azure = settings.model_copy(
+            update={
+                "azure_openai_endpoint": spec.endpoint,
+                "azure_openai_deployment": spec.deployment,
+                "azure_openai_api_key": spec.api_key,
+            }
+        )
+        return _azure(azure, transport, credential)
+    assert spec.model is not None  # checked by Settings
+    defaults = {"openai": OPENAI_BASE_URL, "github": settings.github_models_base_url}
+    base_url = spec.base_url or defaults.get(spec.provider)
+    assert base_url is not None  # checked by Settings for compatible
+    key = spec.api_key.get_secret_value() if spec.api_key is not None else None
+    auth_mode: AuthMode = "token" if spec.provider == "github" else "api-key"
+    return _openai_compatible(
+        settings,
+        transport,
+        name=spec.provider,
+        model=spec.model,
+        base_url=base_url,
+        api_key=key or "unused",
+        auth_mode=auth_mode if key else "none",
+        max_tokens_parameter=(
+            "max_tokens" if spec.provider == "compatible" else "max_completion_tokens"
+        ),
+    )
+
+
+async def _primary(
+    settings: Settings,
+    *,
+    transport: httpx2.AsyncBaseTransport | None,
+    credential: AsyncTokenCredential | None,
+) -> Provider:
     provider = settings.provider
     if provider == "local":
         from chatbackend.providers.local import build_local_provider

@@ -232,6 +232,11 @@ class _Engine:
     def close(self) -> None:
         self._llama.close()
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` in the model's own vocabulary (reads only the vocabulary, so it is
+        safe beside a running generation)."""
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
     def run(self, job: _Job) -> None:
         """Generate ``job``'s answer, sending every failure to the loop instead of raising."""
         started = time.perf_counter()
@@ -364,6 +369,13 @@ class LocalProvider:
 
     async def ready(self) -> str | None:
         return None if self._engine is not None else "the embedded model is not loaded"
+
+    def count_tokens(self, text: str) -> int:
+        """Context-budget counting with the model's own tokenizer (``chatbackend.context``)."""
+        engine = self._engine
+        if engine is None:
+            raise errors.ChatError("The embedded model has been unloaded.")
+        return engine.count_tokens(text)
 
     async def aclose(self) -> None:
         """Stop the running generation, then free the model on its own thread, after it."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from chatbackend import errors
 from chatbackend.dependencies import ServiceDep
 from chatbackend.protocol import ErrorResponse
+from chatbackend.providers.fallback import FallbackChain
 from chatbackend.streaming import error_response
 
 router = APIRouter()
@@ -27,4 +30,7 @@ async def ready(service: ServiceDep) -> JSONResponse:
     problem = await service.readiness()
     if problem is not None:
         return error_response(errors.NotReady(f"provider {provider.name} is not ready: {problem}"))
-    return JSONResponse({"status": "ready", "provider": provider.name, "model": provider.model})
+    body: dict[str, Any] = {"status": "ready", "provider": provider.name, "model": provider.model}
+    if isinstance(provider, FallbackChain):
+        body["providers"] = await provider.states()
+    return JSONResponse(body)

@@ -1,0 +1,195 @@
+"""Requests and tokens per minute per caller, with the ``limits`` library's fixed windows.
+
+The storage is in memory for one process, or Redis when ``REDIS_URL`` is set, so the windows are
+shared by every worker and replica. A request is admitted while both windows have budget left: its
+request is counted on admission, its tokens when its answer ends (from the answer's usage), so one
+answer may take the token window past its limit and the next request is then refused until the
+window resets. Fixed-window counters are one atomic ``INCR`` each in Redis, which is what keeps a
+limit exact across processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from limits import RateLimitItem, RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter
+from limits.errors import StorageError
+
+from chatbackend import errors
+from chatbackend.settings import Settings
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+logger = logging.getLogger("chatbackend.access")
+
+OnStorageError = Literal["open", "closed"]
+RATE_LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+# How often, at most, a failing store is reported while requests are let through.
+_WARNING_INTERVAL_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """A caller's limits per minute; ``None`` means unlimited."""
+
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+    @property
+    def unlimited(self) -> bool:
+        return self.requests_per_minute is None and self.tokens_per_minute is None
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One limit as the ``RateLimit-*`` headers tell it: ``reset`` is in whole seconds."""
+
+    limit: int
+    remaining: int
+    reset: int
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"ratelimit-limit", str(self.limit).encode()),
+            (b"ratelimit-remaining", str(self.remaining).encode()),
+            (b"ratelimit-reset", str(self.reset).encode()),
+        ]
+
+    def tighter(self, other: Window | None) -> Window:
+        """The window closer to running out (by the share of its budget left)."""
+        if other is None or self.remaining * other.limit <= other.remaining * self.limit:
+            return self
+        return other
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    admitted: bool
+    window: Window | None
+
+
+class RateLimiter:
+    """Admits requests and counts tokens per caller identity."""
+
+    def __init__(self, storage: Storage, *, on_storage_error: OnStorageError) -> None:
+        self._storage = storage
+        self._windows = FixedWindowRateLimiter(storage)
+        self._on_storage_error = on_storage_error
+        self._warned_at = -math.inf
+
+    async def admit(self, identity: str, quota: Quota) -> Decision:
+        """Count one request if both windows have budget left.
+
+        The decision carries the window the response headers tell: the spent one when refused,
+        else the tighter of the two (none when the quota is unlimited, or when the store failed
+        and the setting lets requests through).
+        """
+        try:
+            return await self._admit(identity, quota)
+        except StorageError as exc:
+            self._storage_failed(exc)
+            return Decision(admitted=True, window=None)
+
+    async def spend_tokens(self, identity: str, quota: Quota, tokens: int) -> None:
+        """Add an answer's tokens to the caller's token window."""
+        if quota.tokens_per_minute is None or tokens <= 0:
+            return
+        item = _tokens(quota.tokens_per_minute)
+        try:
+            await self._storage.incr(item.key_for(identity), item.get_expiry(), amount=tokens)
+        except StorageError as exc:
+            # Too late to refuse anything: the answer has been delivered.
+            self._warn(exc, "tokens not counted")
+
+    async def _admit(self, identity: str, quota: Quota) -> Decision:
+        tokens: Window | None = None
+        if quota.tokens_per_minute is not None:
+            tokens = await self._window(_tokens(quota.tokens_per_minute), identity)
+            if tokens.remaining <= 0:
+                return Decision(admitted=False, window=tokens)
+        if quota.requests_per_minute is None:
+            return Decision(admitted=True, window=tokens)
+        item = _requests(quota.requests_per_minute)
+        admitted = await self._windows.hit(item, identity)
+        requests = await self._window(item, identity)
+        if not admitted:
+            return Decision(admitted=False, window=requests)
+        return Decision(admitted=True, window=requests.tighter(tokens))
+
+    async def _window(self, item: RateLimitItem, identity: str) -> Window:
+        stats = await self._windows.get_window_stats(item, identity)
+        reset = max(1, math.ceil(stats.reset_time - time.time()))
+        return Window(limit=item.amount, remaining=stats.remaining, reset=reset)
+
+    def _storage_failed(self, exc: StorageError) -> None:
+        if self._on_storage_error == "closed":
+            logger.warning("rate limit store unreachable (%s): refusing", _kind(exc))
+            raise errors.RateLimitUnavailable(retry_after=1) from None
+        self._warn(exc, "admitting without a limit")
+
+    def _warn(self, exc: StorageError, consequence: str) -> None:
+        now = time.monotonic()
+        if now - self._warned_at >= _WARNING_INTERVAL_SECONDS:
+            self._warned_at = now
+            logger.warning("rate limit store unreachable (%s): %s", _kind(exc), consequence)
+
+
+def _kind(exc: StorageError) -> str:
+    # The class name only: a connection error's text can carry the Redis URL and its password.
+    return type(exc.storage_error).__name__
+
+
+def _requests(amount: int) -> RateLimitItem:
+    return RateLimitItemPerMinute(amount, namespace="requests")
+
+
+def _tokens(amount: int) -> RateLimitItem:
+    return RateLimitItemPerMinute(amount, namespace="tokens")
+
+
+class LimitStore:
+    """The storage the windows live in, and the Redis client it owns (if any)."""
+
+    def __init__(self, storage: Storage, client: Redis | None = None) -> None:
+        self.storage = storage
+        self.client = client
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LimitStore:
+        """Redis when ``REDIS_URL`` is set, else this process's memory."""
+        if settings.redis_url is None:
+            return cls.in_memory()
+        url = settings.redis_url.get_secret_value()
+        return cls.redis(url, timeout=settings.redis_timeout_seconds)
+
+    @classmethod
+    def in_memory(cls) -> LimitStore:
+        return cls(MemoryStorage())
+
+    @classmethod
+    def redis(cls, url: str, *, timeout: float) -> LimitStore:
+        """``redis://``, ``rediss://`` or ``unix://``; one connection pool for every window."""
+        # Imported only when configured: redis-py loads the OpenTelemetry SDK on import.
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        scheme = "async+redis+" + url if url.startswith("unix://") else "async+" + url
+        storage = RedisStorage(
+            scheme,
+            implementation="redispy",
+            wrap_exceptions=True,
+            # Documented by ``limits``, though its annotation allows only scalar options.
+            connection_pool=client.connection_pool,  # type: ignore[arg-type]
+        )
+        return cls(storage, client)
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()

@@ -1,0 +1,94 @@
+"""The API keys' table and the repository over it (domain ``KeyRecord``s in and out)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import String, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from chatbackend.access.keys import DatabaseKeys, KeyRecord
+from chatbackend.settings import Settings
+from chatbackend.store import Database
+from chatbackend.store.models import Base
+from chatbackend.store.types import UTCDateTime, utcnow
+
+
+class ApiKeyRow(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    requests_per_minute: Mapped[int | None]
+    tokens_per_minute: Mapped[int | None]
+
+
+class SqlKeyRepository:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def get(self, key_id: str) -> KeyRecord | None:
+        async with self.database.session() as session:
+            row = await session.get(ApiKeyRow, key_id)
+            return _record(row) if row is not None else None
+
+    async def touch(self, key_id: str) -> None:
+        statement = update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(last_used_at=utcnow())
+        async with self.database.session() as session, session.begin():
+            await session.execute(statement)
+
+    async def add(self, record: KeyRecord) -> None:
+        async with self.database.session() as session, session.begin():
+            session.add(
+                ApiKeyRow(
+                    id=record.id,
+                    name=record.name,
+                    key_hash=record.key_hash,
+                    created_at=record.created_at,
+                    last_used_at=record.last_used_at,
+                    revoked_at=record.revoked_at,
+                    requests_per_minute=record.requests_per_minute,
+                    tokens_per_minute=record.tokens_per_minute,
+                )
+            )
+
+    async def all(self) -> list[KeyRecord]:
+        statement = select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
+        async with self.database.session() as session:
+            return [_record(row) for row in (await session.scalars(statement)).all()]
+
+    async def revoke(self, key_id: str) -> bool:
+        statement = (
+            update(ApiKeyRow)
+            .where(ApiKeyRow.id == key_id, ApiKeyRow.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+        async with self.database.session() as session, session.begin():
+            result = await session.execute(statement)
+            if result.rowcount:  # type: ignore[attr-defined]
+                return True
+            return await session.get(ApiKeyRow, key_id) is not None
+
+
+def _record(row: ApiKeyRow) -> KeyRecord:
+    return KeyRecord(
+        id=row.id,
+        name=row.name,
+        key_hash=row.key_hash,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+        requests_per_minute=row.requests_per_minute,
+        tokens_per_minute=row.tokens_per_minute,
+    )
+
+
+def api_keys(settings: Settings, database: Database) -> DatabaseKeys | None:
+    """The key checker on ``database`` when ``AUTH_MODE=api-key``, else ``None``."""
+    if settings.auth_mode != "api-key":
+        return None
+    return DatabaseKeys(SqlKeyRepository(database))

@@ -1,0 +1,68 @@
+"""Cut a conversation to the context budget: the system prompt and the new user message always
+stay; whole turns (a user message and the answers after it) are dropped, oldest first."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from chatbackend import errors
+from chatbackend.context.tokens import Count
+from chatbackend.providers.base import Message
+
+# What the chat format adds around each message (role markers, separators), for any model.
+PER_MESSAGE_TOKENS = 4
+# Reserved for the answer when the request sets no max_tokens: a quarter, at most 1,024.
+DEFAULT_ANSWER_SHARE = 4
+DEFAULT_ANSWER_TOKENS = 1024
+
+
+def answer_reserve(context_tokens: int, max_tokens: int | None) -> int:
+    if max_tokens is not None:
+        return max_tokens
+    return min(DEFAULT_ANSWER_TOKENS, context_tokens // DEFAULT_ANSWER_SHARE)
+
+
+def cost(message: Message, count: Count) -> int:
+    return count(message.content) + PER_MESSAGE_TOKENS
+
+
+def check_new_turn(fixed: Sequence[Message], *, budget: int, count: Count) -> int:
+    """The tokens of the messages that always stay; ``ContextTooLong`` if they alone exceed."""
+    needed = sum(cost(m, count) for m in fixed)
+    if needed > budget:
+        raise errors.ContextTooLong(
+            f"The new message needs {needed} tokens; the context budget is {budget} "
+            "(CHAT_CONTEXT_TOKENS minus the answer's max_tokens)."
+        )
+    return needed
+
+
+def fit(
+    system: Message | None,
+    history: Sequence[Message],
+    new: Message,
+    *,
+    budget: int,
+    count: Count,
+) -> list[Message]:
+    """``system`` + the newest whole turns of ``history`` that fit + ``new``."""
+    fixed = [m for m in (system, new) if m is not None]
+    left = budget - check_new_turn(fixed, budget=budget, count=count)
+    kept: list[Message] = []
+    for turn in reversed(_turns(history)):
+        size = sum(cost(m, count) for m in turn)
+        if size > left:
+            break
+        kept[:0] = turn
+        left -= size
+    return [*([system] if system else []), *kept, new]
+
+
+def _turns(history: Sequence[Message]) -> list[list[Message]]:
+    turns: list[list[Message]] = []
+    for message in history:
+        if message.role == "user" or not turns:
+            turns.append([message])
+        else:
+            turns[-1].append(message)
+    return turns

@@ -1,0 +1,269 @@
+"""Conversations and messages in the database, scoped to one owner.
+
+Every query filters by the caller's owner id (``IS NOT DISTINCT FROM``, so the anonymous caller
+owns the rows without one): another owner's conversation is indistinguishable from a missing one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from pydantic import JsonValue
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from chatbackend import errors
+from chatbackend.conversations.domain import (
+    Changes,
+    Conversation,
+    Page,
+    StoredAnswer,
+    StoredMessage,
+    StoredRole,
+    Turn,
+)
+from chatbackend.providers.base import Usage
+from chatbackend.store import Database
+from chatbackend.store.models import ConversationRow, MessageRow
+from chatbackend.store.types import utcnow
+
+Owner = str | None
+
+
+class ConversationRepository:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def create(
+        self, owner: Owner, *, title: str | None, metadata: dict[str, JsonValue]
+    ) -> Conversation:
+        now = utcnow()
+        row = ConversationRow(
+            id=uuid.uuid4(),
+            owner_id=owner,
+            title=title,
+            meta=metadata,
+            system_prompt=None,
+            created_at=now,
+            updated_at=now,
+            message_count=0,
+        )
+        async with self._database.session() as session, session.begin():
+            session.add(row)
+        return _conversation(row)
+
+    async def page(self, owner: Owner, *, limit: int, cursor: str | None) -> Page:
+        """Most recently updated first; ``cursor`` continues after the last one of a page."""
+        query = select(ConversationRow).where(_owned_by(owner))
+        if cursor is not None:
+            updated_at, last_id = _decode_cursor(cursor)
+            query = query.where(
+                or_(
+                    ConversationRow.updated_at < updated_at,
+                    and_(ConversationRow.updated_at == updated_at, ConversationRow.id < last_id),
+                )
+            )
+        query = query.order_by(ConversationRow.updated_at.desc(), ConversationRow.id.desc())
+        async with self._database.session() as session:
+            rows = list((await session.scalars(query.limit(limit + 1))).all())
+        more = len(rows) > limit
+        conversations = [_conversation(row) for row in rows[:limit]]
+        last = conversations[-1] if more else None
+        return Page(conversations, _encode_cursor(last) if last else None)
+
+    async def get(self, owner: Owner, conversation_id: uuid.UUID) -> Conversation:
+        async with self._database.session() as session:
+            return _conversation(await _load(session, owner, conversation_id))
+
+    async def messages(self, owner: Owner, conversation_id: uuid.UUID) -> list[StoredMessage]:
+        async with self._database.session() as session:
+            await _load(session, owner, conversation_id)
+            return await _history(session, conversation_id)
+
+    async def update(
+        self, owner: Owner, conversation_id: uuid.UUID, changes: Changes
+    ) -> Conversation:
+        async with self._database.session() as session, session.begin():
+            row = await _load(session, owner, conversation_id)
+            if changes.set_title:
+                row.title = changes.title
+            if changes.set_metadata:
+                row.meta = changes.metadata or {}
+            row.updated_at = utcnow()
+        return _conversation(row)
+
+    async def delete(self, owner: Owner, conversation_id: uuid.UUID) -> None:
+        async with self._database.session() as session, session.begin():
+            row = await _load(session, owner, conversation_id)
+            await session.delete(row)
+
+    async def begin_turn(
+        self,
+        owner: Owner,
+        conversation_id: uuid.UUID,
+        *,
+        content: str,
+        system_prompt: str | None,
+        lease: timedelta,
+    ) -> Turn:
+        """Take the conversation's lease and commit the user message, in one transaction.
+
+        The lease is one conditional UPDATE, so of concurrent turns (in any process) exactly one
+        wins; the others get ``ConversationBusy`` and store nothing.
+        """
+        token = str(uuid.uuid4())
+        now = utcnow()
+        async with self._database.session() as session, session.begin():
+            taken = await session.execute(
+                update(ConversationRow)
+                .where(
+                    ConversationRow.id == conversation_id,
+                    _owned_by(owner),
+                    or_(ConversationRow.busy_token.is_(None), ConversationRow.busy_until < now),
+                )
+                .values(busy_token=token, busy_until=now + lease)
+                .returning(ConversationRow.id)
+            )
+            if taken.first() is None:
+                await _load(session, owner, conversation_id)  # 404 when it is not there
+                raise errors.ConversationBusy()
+            row = await _load(session, owner, conversation_id)
+            history = await _history(session, conversation_id)
+            if system_prompt is not None:
+                row.system_prompt = system_prompt
+            user = _message_row(row, "user", content, now)
+            session.add(user)
+        return Turn(_conversation(row), history, user.id, uuid.uuid4(), token)
+
+    async def finish_turn(self, turn: Turn, answer: StoredAnswer | None) -> bool:
+        """Store ``answer`` (if any) and give the lease back; False when the lease was lost (the
+        conversation was deleted, or the lease expired and another turn took it)."""
+        now = utcnow()
+        async with self._database.session() as session, session.begin():
+            held = await session.execute(
+                update(ConversationRow)
+                .where(
+                    ConversationRow.id == turn.conversation.id,
+                    ConversationRow.busy_token == turn.token,
+                )
+                .values(
+                    busy_token=None,
+                    busy_until=None,
+                    message_count=ConversationRow.message_count + int(answer is not None),
+                    updated_at=now,
+                )
+                .returning(ConversationRow.message_count)
+            )
+            seq = held.scalar_one_or_none()
+            if seq is None:
+                return False
+            if answer is not None:
+                session.add(_answer_row(turn, answer, seq=seq, now=now))
+        return True
+
+
+def _owned_by(owner: Owner) -> ColumnElement[bool]:
+    return ConversationRow.owner_id.is_not_distinct_from(owner)
+
+
+async def _load(session: AsyncSession, owner: Owner, conversation_id: uuid.UUID) -> ConversationRow:
+    row = await session.scalar(
+        select(ConversationRow).where(ConversationRow.id == conversation_id, _owned_by(owner))
+    )
+    if row is None:
+        raise errors.NotFound("No conversation with this id.")
+    return row
+
+
+async def _history(session: AsyncSession, conversation_id: uuid.UUID) -> list[StoredMessage]:
+    rows = await session.scalars(
+        select(MessageRow)
+        .where(MessageRow.conversation_id == conversation_id)
+        .order_by(MessageRow.seq)
+    )
+    return [_message(row) for row in rows]
+
+
+def _message_row(row: ConversationRow, role: StoredRole, content: str, now: datetime) -> MessageRow:
+    row.message_count += 1
+    row.updated_at = now
+    return MessageRow(
+        id=uuid.uuid4(),
+        conversation_id=row.id,
+        seq=row.message_count,
+        role=role,
+        content=content,
+        created_at=now,
+    )
+
+
+def _answer_row(turn: Turn, answer: StoredAnswer, *, seq: int, now: datetime) -> MessageRow:
+    usage = answer.usage
+    return MessageRow(
+        id=turn.answer_id,
+        conversation_id=turn.conversation.id,
+        seq=seq,
+        role="assistant",
+        content=answer.content,
+        finish_reason=answer.finish_reason,
+        model=answer.model,
+        prompt_tokens=usage.prompt_tokens if usage else None,
+        completion_tokens=usage.completion_tokens if usage else None,
+        total_tokens=usage.total_tokens if usage else None,
+        created_at=now,
+    )
+
+
+def _conversation(row: ConversationRow) -> Conversation:
+    return Conversation(
+        id=row.id,
+        title=row.title,
+        metadata=row.meta,
+        system_prompt=row.system_prompt,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _message(row: MessageRow) -> StoredMessage:
+    usage = None
+    if row.prompt_tokens is not None and row.completion_tokens is not None:
+        total = row.total_tokens or row.prompt_tokens + row.completion_tokens
+        usage = Usage(
+            prompt_tokens=row.prompt_tokens,
+            completion_tokens=row.completion_tokens,
+            total_tokens=total,
+        )
+    role: StoredRole = "assistant" if row.role == "assistant" else "user"
+    return StoredMessage(
+        id=row.id,
+        seq=row.seq,
+        role=role,
+        content=row.content,
+        created_at=row.created_at,
+        finish_reason=row.finish_reason,
+        usage=usage,
+        model=row.model,
+    )
+
+
+def _encode_cursor(last: Conversation) -> str:
+    raw = orjson.dumps([last.updated_at.isoformat(), last.id.hex])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw: Any = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        updated_at, last_id = raw
+        when = datetime.fromisoformat(updated_at)
+        if when.tzinfo is None:
+            raise ValueError("naive")
+        return when, uuid.UUID(hex=last_id)
+    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
+        raise errors.InvalidRequest("cursor: not a cursor this API returned") from None

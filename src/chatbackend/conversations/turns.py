@@ -1,0 +1,101 @@
+"""A chat turn on a stored conversation: commit the user message under the conversation's lease,
+cut the history to the context budget, and store the answer in the answer's completion hook.
+
+No database connection is held while the model streams: the lease and the user message are
+committed before the answer opens, and the hook writes the answer in its own short transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from datetime import timedelta
+
+from chatbackend import errors
+from chatbackend.access.caller import Caller
+from chatbackend.chat import Answer, ChatService, Outcome
+from chatbackend.context.budget import answer_reserve, check_new_turn, fit
+from chatbackend.context.tokens import Count
+from chatbackend.conversations.domain import StoredAnswer, Turn
+from chatbackend.conversations.repository import ConversationRepository
+from chatbackend.conversations.service import parse_id
+from chatbackend.protocol import ChatRequest
+from chatbackend.providers.base import Message
+
+logger = logging.getLogger("chatbackend.conversations")
+# How long past the response deadline a lease outlives a server that died mid-answer.
+LEASE_MARGIN_SECONDS = 30.0
+
+
+class ConversationChat:
+    def __init__(
+        self, repository: ConversationRepository, chat: ChatService, *, count: Count
+    ) -> None:
+        self._repository = repository
+        self._chat = chat
+        self._count = count
+
+    async def start(self, caller: Caller, raw_id: str, body: ChatRequest) -> Answer:
+        """The unopened answer to the new turn in ``body``; its user message is committed."""
+        conversation_id = parse_id(raw_id)
+        new_system, new_user = _new_turn(body)
+        generation = self._chat.prepare(body)
+        settings = self._chat.settings
+        budget = settings.context_tokens - answer_reserve(
+            settings.context_tokens, generation.options.max_tokens
+        )
+        user = Message(role="user", content=new_user)
+        check_new_turn([user], budget=budget, count=self._count)
+        turn = await self._repository.begin_turn(
+            caller.key_id,
+            conversation_id,
+            content=new_user,
+            system_prompt=new_system,
+            lease=timedelta(seconds=settings.chat_response_timeout + LEASE_MARGIN_SECONDS),
+        )
+        try:
+            prompt = turn.conversation.system_prompt or settings.chat_system_prompt
+            history = [Message(role=m.role, content=m.content) for m in turn.history]
+            system = Message(role="system", content=prompt) if prompt else None
+            messages = fit(system, history, user, budget=budget, count=self._count)
+        except BaseException:
+            await self._repository.finish_turn(turn, None)
+            raise
+        answer = self._chat.answer(replace(generation, messages=messages))
+
+        async def store(outcome: Outcome) -> None:
+            await self._store(turn, outcome)
+
+        answer.on_finish(store)
+        answer.context_final.update(
+            conversation_id=str(turn.conversation.id), message_id=str(turn.answer_id)
+        )
+        return answer
+
+    async def _store(self, turn: Turn, outcome: Outcome) -> None:
+        if not await self._repository.finish_turn(turn, _stored(outcome)):
+            logger.warning("answer not stored: the conversation was deleted or its lease expired")
+
+
+def _stored(outcome: Outcome) -> StoredAnswer | None:
+    """What is kept of an answer: nothing if it never started; all of it when complete; what
+    was sent, marked ``incomplete`` (or ``cancelled`` for a disconnect), when cut short."""
+    if not outcome.streamed:
+        return None
+    if outcome.ending == "complete":
+        return StoredAnswer(outcome.text, outcome.finish_reason, outcome.usage, outcome.model)
+    reason = "cancelled" if outcome.ending == "cancelled" else "incomplete"
+    return StoredAnswer(outcome.text, reason, None, outcome.model)
+
+
+def _new_turn(body: ChatRequest) -> tuple[str | None, str]:
+    """``(system prompt or None, user message)``: the only shapes a new turn may take."""
+    roles = [m.role for m in body.messages]
+    if roles == ["user"]:
+        return None, body.messages[0].content
+    if roles == ["system", "user"]:
+        return body.messages[0].content, body.messages[1].content
+    raise errors.InvalidRequest(
+        "messages: send only the new turn, one user message (after an optional system message "
+        "that replaces the conversation's system prompt)"
+    )

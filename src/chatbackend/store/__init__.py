@@ -1,0 +1,5 @@
+"""Server-side storage: SQLAlchemy 2 (async) on SQLite or PostgreSQL, Alembic migrations."""
+
+from chatbackend.store.database import Database, open_database
+
+__all__ = ["Database", "open_database"]

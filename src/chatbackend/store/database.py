@@ -1,0 +1,154 @@
+"""The worker's database: one engine and sessionmaker, built and disposed by the app lifespan.
+
+``DATABASE_URL`` selects SQLite (aiosqlite, the default file ``data/chatbackend.db``) or
+PostgreSQL (asyncpg, TCP or a Unix socket via ``?host=/dir``). Migrations run at start-up, inside
+one transaction that first takes a cross-process lock: a PostgreSQL advisory lock, or SQLite's
+``BEGIN IMMEDIATE`` write lock, so replicas starting together migrate once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# pg_advisory_xact_lock key shared by every replica: "chatbackend migrations".
+MIGRATION_LOCK_KEY = 7_236_814_551_893_001
+ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+SQLITE_PRAGMAS = (
+    "busy_timeout = 30000",
+    "journal_mode = WAL",
+    "synchronous = NORMAL",
+    "foreign_keys = ON",
+)
+PasswordSource = Callable[[], Awaitable[str]]
+
+
+class UnsupportedDatabase(ValueError):
+    """A ``DATABASE_URL`` this service cannot use."""
+
+
+def normalise_url(raw: str) -> URL:
+    """``raw`` with its async driver (``postgresql://`` -> ``postgresql+asyncpg://``)."""
+    url = make_url(raw)
+    backend = (
+        "postgresql"
+        if url.get_backend_name() in ("postgresql", "postgres")
+        else (url.get_backend_name())
+    )
+    driver = ASYNC_DRIVERS.get(backend)
+    if driver is None:
+        raise UnsupportedDatabase("DATABASE_URL: use a sqlite:// or postgresql:// URL")
+    if url.drivername not in (backend, driver) and url.drivername != "postgres":
+        raise UnsupportedDatabase(f"DATABASE_URL: use the {driver} driver")
+    return url.set(drivername=driver)
+
+
+class Database:
+    """The engine and its sessions. ``async with db.session() as s, s.begin(): ...`` is one unit
+    of work; on SQLite every transaction starts with ``BEGIN IMMEDIATE`` (no lock upgrades)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.session = async_sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def migrate(self) -> None:
+        """Upgrade the schema to every head, once across all processes sharing the database."""
+        async with self.engine.connect() as connection:
+            if self.dialect == "postgresql":
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+            await connection.run_sync(_upgrade)
+            await connection.commit()
+
+    async def aclose(self) -> None:
+        await self.engine.dispose()
+
+
+async def open_database(
+    url: str, *, pool_size: int = 10, password: PasswordSource | None = None
+) -> Database:
+    """Connect, create the SQLite file's directory, and migrate. ``password`` is called for each
+    new PostgreSQL connection (an Entra token)."""
+    database = Database(build_engine(url, pool_size=pool_size, password=password))
+    try:
+        await database.migrate()
+    except BaseException:
+        await database.aclose()
+        raise
+    return database
+
+
+def build_engine(
+    raw_url: str, *, pool_size: int = 10, password: PasswordSource | None = None
+) -> AsyncEngine:
+    url = normalise_url(raw_url)
+    connect_args: dict[str, Any] = {}
+    if url.get_backend_name() == "sqlite":
+        _create_directory(url)
+    elif password is not None:
+        connect_args["password"] = password
+    engine = create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=url.get_backend_name() == "postgresql",
+        connect_args=connect_args,
+    )
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    return engine
+
+
+def head_revisions() -> tuple[str, ...]:
+    """The revisions a migrated database is at (one per branch of the migration history)."""
+    return tuple(ScriptDirectory.from_config(_alembic_config()).get_heads())
+
+
+def _create_directory(url: URL) -> None:
+    name = url.database or ""
+    if name and name != ":memory:" and not name.startswith("file:"):
+        Path(name).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_connect(dbapi_connection: Any, _: object) -> None:
+    # The driver's own transaction handling would commit before DDL and begin lazily; we issue
+    # BEGIN IMMEDIATE ourselves (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    command.upgrade(_alembic_config(connection), "heads")

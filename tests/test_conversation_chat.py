@@ -1,0 +1,213 @@
+"""Chat turns on stored conversations through the real fake upstream and a real uvicorn server,
+on SQLite and PostgreSQL: what is stored, when, and the one-turn-at-a-time lease."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx2
+import pytest
+
+from chatbackend.app import create_app
+from chatbackend.settings import load_settings
+from loadtests.fake_upstream import FakeUpstream
+from tests.servers import serve
+
+TURN: dict[str, Any] = {"messages": [{"role": "user", "content": "Tell me a story"}]}
+ANSWER = "The quick brown fox jumps"
+
+
+@pytest.fixture
+def backend(fake_upstream: FakeUpstream, database_url: str) -> Callable[..., Any]:
+    fake_upstream.configure(tokens=5)
+
+    def start(**overrides: Any) -> Any:
+        settings = load_settings(
+            chat_provider="compatible",
+            chat_base_url=fake_upstream.base_url,
+            chat_model="fake-model",
+            chat_retry_backoff_seconds=0.01,
+            database_url=database_url,
+            **overrides,
+        )
+        return serve(create_app(settings))
+
+    return start
+
+
+@pytest.fixture
+def url(backend: Callable[..., Any]) -> Iterator[str]:
+    with backend() as base_url:
+        yield base_url
+
+
+def _lines(response: httpx2.Response) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in response.text.splitlines()]
+
+
+def _new(url: str) -> str:
+    return str(httpx2.post(f"{url}/conversations", json={}).json()["id"])
+
+
+def _messages(url: str, conversation_id: str) -> list[dict[str, Any]]:
+    return list(httpx2.get(f"{url}/conversations/{conversation_id}").json()["messages"])
+
+
+def test_a_streamed_turn_stores_both_messages(url: str) -> None:
+    conversation_id = _new(url)
+    lines = _lines(httpx2.post(f"{url}/conversations/{conversation_id}/chat/stream", json=TURN))
+    assert "".join(line["delta"].get("content", "") for line in lines) == ANSWER
+    context = lines[-1]["context"]
+    assert context["conversation_id"] == conversation_id
+    stored = _messages(url, conversation_id)
+    assert [(m["role"], m["content"]) for m in stored] == [
+        ("user", "Tell me a story"),
+        ("assistant", ANSWER),
+    ]
+    answer = stored[1]
+    assert answer["id"] == context["message_id"]
+    assert (answer["finish_reason"], answer["model"]) == ("stop", "fake-model")
+    assert answer["usage"] == context["usage"]
+    assert "finish_reason" not in stored[0] and "usage" not in stored[0]
+
+
+def test_the_json_route_stores_the_turn_and_sends_the_history(
+    url: str, fake_upstream: FakeUpstream
+) -> None:
+    conversation_id = _new(url)
+    first = httpx2.post(f"{url}/conversations/{conversation_id}/chat", json=TURN).json()
+    assert first["message"]["content"] == ANSWER
+    assert first["context"]["conversation_id"] == conversation_id
+    second = {
+        "messages": [
+            {"role": "system", "content": "Answer in French."},
+            {"role": "user", "content": "And then?"},
+        ]
+    }
+    httpx2.post(f"{url}/conversations/{conversation_id}/chat", json=second).raise_for_status()
+    stored = _messages(url, conversation_id)
+    assert [m["role"] for m in stored] == ["user", "assistant", "user", "assistant"]
+    assert stored[3]["id"] != first["context"]["message_id"] == stored[1]["id"]
+    sent = fake_upstream.snapshot()
+    assert sent["completed"] == 2
+
+
+def test_sse_turn_carries_the_ids_in_the_final_event(url: str) -> None:
+    conversation_id = _new(url)
+    text = httpx2.post(
+        f"{url}/conversations/{conversation_id}/chat/stream",
+        json=TURN,
+        headers={"accept": "text/event-stream"},
+    ).text
+    assert f'"conversation_id":"{conversation_id}"' in text and '"message_id"' in text
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "assistant", "content": "x"}],
+        [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}],
+        [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}],
+    ],
+)
+def test_only_a_new_turn_is_accepted(url: str, messages: list[dict[str, str]]) -> None:
+    conversation_id = _new(url)
+    response = httpx2.post(
+        f"{url}/conversations/{conversation_id}/chat", json={"messages": messages}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert _messages(url, conversation_id) == []
+
+
+def test_a_message_longer_than_the_budget_is_refused_and_not_stored(
+    backend: Callable[..., Any],
+) -> None:
+    with backend(chat_context_tokens=300) as url:
+        conversation_id = _new(url)
+        long_turn = {"messages": [{"role": "user", "content": "word " * 400}]}
+        response = httpx2.post(f"{url}/conversations/{conversation_id}/chat", json=long_turn)
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "context_too_long"
+        assert _messages(url, conversation_id) == []
+
+
+def test_an_upstream_failure_keeps_the_user_message_only(
+    url: str, fake_upstream: FakeUpstream
+) -> None:
+    conversation_id = _new(url)
+    fake_upstream.configure(fault="content_filter")
+    response = httpx2.post(f"{url}/conversations/{conversation_id}/chat", json=TURN)
+    assert response.json()["error"]["code"] == "content_filter"
+    assert [m["role"] for m in _messages(url, conversation_id)] == ["user"]
+    fake_upstream.configure(fault="none")
+    # The lease was given back: the next turn is served, and sequence numbers continue.
+    httpx2.post(f"{url}/conversations/{conversation_id}/chat", json=TURN).raise_for_status()
+    assert [m["role"] for m in _messages(url, conversation_id)] == ["user", "user", "assistant"]
+
+
+def test_a_disconnect_stores_the_partial_answer_once(url: str, fake_upstream: FakeUpstream) -> None:
+    conversation_id = _new(url)
+    fake_upstream.configure(itl=0.05, tokens=400)
+    with httpx2.Client(base_url=url, timeout=10) as client:
+        with client.stream("POST", f"/conversations/{conversation_id}/chat/stream", json=TURN) as r:
+            lines = r.iter_lines()
+            received = [json.loads(next(lines)) for _ in range(4)]
+    sent = "".join(line["delta"].get("content", "") for line in received)
+    deadline = time.monotonic() + 10
+    while len(stored := _messages(url, conversation_id)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [m["role"] for m in stored] == ["user", "assistant"]
+    partial = stored[1]
+    assert partial["finish_reason"] == "cancelled"
+    assert partial["content"].startswith(sent) and len(partial["content"]) < 400 * 4
+    time.sleep(0.3)
+    assert len(_messages(url, conversation_id)) == 2
+
+
+def test_twenty_concurrent_turns_on_one_conversation_one_wins(
+    url: str, fake_upstream: FakeUpstream
+) -> None:
+    conversation_id = _new(url)
+    fake_upstream.configure(ttft=4, tokens=5)
+
+    def turn(_: int) -> int:
+        response = httpx2.post(
+            f"{url}/conversations/{conversation_id}/chat/stream", json=TURN, timeout=30
+        )
+        if response.status_code == 409:
+            assert response.json()["error"]["code"] == "conversation_busy"
+        return response.status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        statuses = sorted(pool.map(turn, range(20)))
+    assert statuses == [200] + [409] * 19
+    stored = _messages(url, conversation_id)
+    assert [(m["role"], m["content"]) for m in stored] == [
+        ("user", "Tell me a story"),
+        ("assistant", ANSWER),
+    ]
+
+
+def test_fifty_concurrent_turns_on_fifty_conversations_lose_nothing(
+    url: str, fake_upstream: FakeUpstream
+) -> None:
+    fake_upstream.configure(ttft=0.05, itl=0.01, tokens=5)
+    ids = [_new(url) for _ in range(50)]
+
+    def turn(conversation_id: str) -> int:
+        path = f"{url}/conversations/{conversation_id}/chat/stream"
+        return httpx2.post(path, json=TURN, timeout=60).status_code
+
+    with ThreadPoolExecutor(50) as pool:
+        assert set(pool.map(turn, ids)) == {200}
+    for conversation_id in ids:
+        stored = _messages(url, conversation_id)
+        assert [(m["role"], m["content"]) for m in stored] == [
+            ("user", "Tell me a story"),
+            ("assistant", ANSWER),
+        ]

@@ -1,0 +1,101 @@
+"""The store foundation: URLs, SQLite set-up, migrations at start-up under a cross-process lock."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import re
+import sqlite3
+from multiprocessing.synchronize import Barrier as BarrierType
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from chatbackend.app import create_app
+from chatbackend.settings import SettingsError
+from chatbackend.store import open_database
+from chatbackend.store.database import head_revisions, normalise_url
+from tests.conftest import openai_settings
+
+
+async def _scalar_rows(url: str, statement: str) -> list[object]:
+    database = await open_database(url)
+    try:
+        async with database.engine.connect() as connection:
+            return list((await connection.execute(text(statement))).scalars())
+    finally:
+        await database.aclose()
+
+
+def test_start_up_migrates_to_head(database_url: str) -> None:
+    versions = asyncio.run(_scalar_rows(database_url, "SELECT version_num FROM alembic_version"))
+    assert tuple(versions) == head_revisions()
+    # A second start finds the schema current and changes nothing.
+    again = asyncio.run(_scalar_rows(database_url, "SELECT version_num FROM alembic_version"))
+    assert again == versions
+
+
+def _replica(url: str, start: BarrierType) -> None:
+    start.wait(30)
+    asyncio.run(_scalar_rows(url, "SELECT 1"))
+
+
+def test_ten_replicas_starting_together_migrate_once(database_url: str) -> None:
+    # Forked after the package is imported, so the ten processes reach the database together.
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(10)
+    replicas = [context.Process(target=_replica, args=(database_url, start)) for _ in range(10)]
+    for replica in replicas:
+        replica.start()
+    for replica in replicas:
+        replica.join(60)
+    assert [replica.exitcode for replica in replicas] == [0] * 10
+    versions = asyncio.run(_scalar_rows(database_url, "SELECT version_num FROM alembic_version"))
+    assert tuple(versions) == head_revisions()
+
+
+def test_default_database_is_a_sqlite_file_in_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABASE_URL")
+    monkeypatch.chdir(tmp_path)
+    with TestClient(create_app(openai_settings())) as client:
+        assert client.get("/health/live").status_code == 200
+    database = tmp_path / "data" / "chatbackend.db"
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert {"conversations", "messages", "alembic_version"} <= tables
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("sqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("postgresql://u@h:5432/db", "postgresql+asyncpg://u@h:5432/db"),
+        ("postgres://u@/db?host=/run/pg", "postgresql+asyncpg://u@/db?host=%2Frun%2Fpg"),
+        ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg://u@h/db"),
+    ],
+)
+def test_urls_get_their_async_driver(raw: str, expected: str) -> None:
+    assert normalise_url(raw).render_as_string(hide_password=False) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("mysql://u@h/db", "DATABASE_URL: use a sqlite:// or postgresql:// URL"),
+        ("postgresql+psycopg://u@h/db", "DATABASE_URL: use the postgresql+asyncpg driver"),
+        ("not a url", "DATABASE_URL: not a database URL"),
+    ],
+)
+def test_unusable_database_urls_stop_the_start(raw: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(f"invalid configuration: {message}")):
+        openai_settings(database_url=raw)
+
+
+def test_a_database_password_never_shows_in_settings() -> None:
+    settings = openai_settings(database_url="postgresql://app:hunter2-SECRET@db/chat")
+    assert "hunter2" not in repr(settings)
