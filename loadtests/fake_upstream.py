@@ -8,6 +8,8 @@ path, with real SSE (role chunk, content chunks, finish chunk, usage chunk when
 Knobs, most specific first:
 
 * per request, the ``X-Fake-Upstream`` header: ``ttft=0.2;itl=0.02;tokens=50;fault=rate_limit``;
+  ``answer`` replaces the generated words with a given text (one token per word, with the
+  whitespace before it; ``tokens`` is then its word count), e.g. untrusted Markdown for a page;
 * the next N requests, queued with ``POST /_fake/next`` (``{"count": 1, "fault": "server_error"}``):
   the way for a test that goes through the backend, which cannot choose the upstream's headers;
 * the server's defaults, replaced with ``PUT /_fake/defaults`` or the command line.
@@ -38,9 +40,10 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import re
 import threading
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -79,6 +82,7 @@ class Knobs:
     tool_calls: str = ""
     tool_rounds: int = 1
     tool_arguments: str = ""
+    answer: str = ""
 
     def replace(self, values: dict[str, Any]) -> Knobs:
         """These knobs with ``values`` (strings from a header, or JSON values) applied."""
@@ -91,6 +95,8 @@ class Knobs:
                 if value not in FAULTS:
                     raise ValueError(f"fault must be one of {', '.join(FAULTS)}")
                 changes[name] = value
+            elif fields[name] == "str":
+                changes[name] = str(value)
             elif fields[name] == "int":
                 changes[name] = int(value)
             elif fields[name] == "str":
@@ -301,17 +307,20 @@ class FakeUpstream:
         azure = request.path.startswith("/openai/")
         messages = body["messages"]
         prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in messages)
+        token = _token_source(knobs)
         completion = _completion_tokens(knobs, body)
         calls = _tool_calls(knobs, messages) if body.get("tool_choice") != "none" else []
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if not body.get("stream"):
             await asyncio.sleep(knobs.ttft + knobs.itl * max(completion - 1, 0))
-            return web.json_response(_completion(model, completion, prompt_tokens, calls))
+            return web.json_response(_completion(model, completion, prompt_tokens, calls, token))
         if calls:
             chunks = _tool_call_chunks(model, calls, prompt_tokens, azure, include_usage)
         else:
             lead = _tool_results_lead(messages)
-            chunks = _sse_chunks(model, completion, prompt_tokens, azure, include_usage, lead)
+            chunks = _sse_chunks(
+                model, completion, prompt_tokens, azure, include_usage, lead, token
+            )
         return await self._stream(request, knobs, chunks)
 
     async def _refusal(self, knobs: Knobs) -> web.Response | None:
@@ -409,12 +418,22 @@ def _cut(request: web.Request) -> None:
 
 
 def _completion_tokens(knobs: Knobs, body: dict[str, Any]) -> int:
+    available = len(_answer_tokens(knobs.answer)) if knobs.answer else knobs.tokens
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
-    return min(knobs.tokens, int(limit)) if limit else knobs.tokens
+    return min(available, int(limit)) if limit else available
 
 
 def _word(index: int) -> str:
     return ("" if index == 0 else " ") + WORDS[index % len(WORDS)]
+
+
+def _answer_tokens(answer: str) -> list[str]:
+    return re.findall(r"\s*\S+", answer)
+
+
+def _token_source(knobs: Knobs) -> Callable[[int], str]:
+    """The text of token ``index``: the generated words, or the ``answer`` knob's words."""
+    return _answer_tokens(knobs.answer).__getitem__ if knobs.answer else _word
 
 
 def _sse_chunks(
@@ -424,6 +443,7 @@ def _sse_chunks(
     azure: bool,
     include_usage: bool,
     lead: str | None = None,
+    token: Callable[[int], str] = _word,
 ) -> Iterator[tuple[bytes, bool]]:
     """``(bytes, is_content)`` for each SSE event; content chunks come from one template.
 
@@ -444,7 +464,7 @@ def _sse_chunks(
     template = _event({**base, "choices": [_choice({"content": marker}, None, extra)]})
     prefix, suffix = _split(template, marker)
     for index in range(tokens):
-        word = lead if index == 0 and lead is not None else _word(index)
+        word = lead if index == 0 and lead is not None else token(index)
         text = json.dumps(word)[1:-1].encode()
         yield prefix + text + suffix, True
     yield _event({**base, "choices": [_choice({}, "stop", extra)]}), False
@@ -563,7 +583,11 @@ def _usage(prompt: int, completion: int) -> dict[str, int]:
 
 
 def _completion(
-    model: str, tokens: int, prompt_tokens: int, calls: list[ToolCall]
+    model: str,
+    tokens: int,
+    prompt_tokens: int,
+    calls: list[ToolCall],
+    token: Callable[[int], str] = _word,
 ) -> dict[str, Any]:
     if calls:
         message: dict[str, Any] = {
@@ -580,7 +604,7 @@ def _completion(
             ],
         }
     else:
-        text = "".join(_word(i) for i in range(tokens))
+        text = "".join(token(i) for i in range(tokens))
         message = {"role": "assistant", "content": text, "refusal": None}
     return {
         "id": "chatcmpl-fake",

@@ -121,6 +121,32 @@ def test_defaults_endpoint_replaces_the_defaults(upstream: FakeUpstream) -> None
     assert completion.choices[0].message.content == "The quick brown"
 
 
+ANSWER = "Look: <img src=x onerror=alert(1)>\n\n```py\nprint(1)\n```"
+
+
+def test_answer_knob_streams_the_given_text_word_by_word(upstream: FakeUpstream) -> None:
+    upstream.queue(answer=ANSWER)
+    chunks = list(
+        sdk(upstream).chat.completions.create(
+            model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    pieces = [
+        c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
+    ]
+    assert "".join(pieces) == ANSWER
+    assert pieces[:3] == ["Look:", " <img", " src=x"]
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == len(pieces)
+
+
+def test_answer_knob_in_a_json_completion_honours_max_tokens(upstream: FakeUpstream) -> None:
+    upstream.queue(answer=ANSWER)
+    completion = sdk(upstream).chat.completions.create(
+        model="m", messages=MESSAGES, max_completion_tokens=2
+    )
+    assert completion.choices[0].message.content == "Look: <img"
+
+
 def test_unknown_knob_is_a_clear_400(upstream: FakeUpstream) -> None:
     response = httpx2.put(f"{upstream.origin}/_fake/defaults", json={"speed": 3})
     assert response.status_code == 400

@@ -38,6 +38,7 @@ from chatbackend.store import open_database
 from chatbackend.streaming import error_response
 from chatbackend.telemetry import start_telemetry
 from chatbackend.tools import Tool, ToolRegistry, configured_runner
+from chatbackend.webui import add_page, page_paths
 from chatbackend.wirecheck import shown_key
 
 if TYPE_CHECKING:
@@ -145,6 +146,7 @@ def create_app(
     )
     app.include_router(router)
     app.include_router(conversations_router)
+    add_page(app, conversations=True)
     _add_error_handlers(app)
     app.add_middleware(
         BodySizeLimit,
@@ -173,9 +175,10 @@ def create_app(
 
 
 def _open_paths(settings: Settings) -> frozenset[str]:
-    """Paths served without a key: health, and the API docs when they are enabled."""
+    """Paths served without a key: health, the chat page, and the API docs when enabled."""
     docs = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
-    return frozenset(("/health/live", "/health/ready", *(docs if settings.docs_enabled else ())))
+    health = ("/health/live", "/health/ready")
+    return frozenset((*health, *page_paths(), *(docs if settings.docs_enabled else ())))
 
 
 def _trace_id_source(telemetry: Telemetry | None) -> TraceIdSource | None:
