@@ -124,26 +124,25 @@ def main() -> None:
     parser.add_argument("--output-dir", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--duration", type=float, default=6.0)
     parser.add_argument("--no-dev", dest="dev", action="store_false")
+    parser.add_argument("--levels", default="1,50,200,500", help="concurrencies, comma-separated")
     args = parser.parse_args()
     args.output_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    common = ["--duration", str(args.duration)]
+    common = ["--duration", str(args.duration), "--levels", args.levels]
     production = []
     dev = []
     for index in range(1, args.runs + 1):
         extras = [] if index == 1 else ["--no-extras"]
         production.append(run_bench(args.output_dir / f"run-{index}.json", common + extras))
         if args.dev:
-            dev_flags = ["--server", "dev", "--profiles", "latency", "--levels", "200,500"]
+            dev_flags = ["--duration", str(args.duration), "--levels", "200,500"]
+            dev_flags += ["--server", "dev", "--profiles", "latency", "--no-extras"]
             dev.append(
-                run_bench(
-                    args.output_dir / f"dev-{index}.json",
-                    common + dev_flags + ["--no-extras", "--no-telemetry"],
-                )
+                run_bench(args.output_dir / f"dev-{index}.json", dev_flags + ["--no-telemetry"])
             )
     summary = {
         "runs": args.runs,
-        "reproduce": f"python -m loadtests.bench_repeat --runs {args.runs}",
+        "reproduce": f"python -m loadtests.bench_repeat --runs {args.runs} --levels {args.levels}",
         "production_command": production[0].get("command"),
         "gunicorn": aggregate(production),
         "dev": aggregate(dev),

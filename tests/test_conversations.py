@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from chatbackend.access.caller import SCOPE_KEY, Caller
 from chatbackend.app import create_app
 from tests.conftest import openai_settings
 
@@ -121,26 +121,23 @@ def test_pagination_is_stable_while_conversations_are_added(client: TestClient) 
 
 
 def test_conversations_belong_to_their_caller(database_url: str) -> None:
-    app = create_app(openai_settings(database_url=database_url))
-    owner: dict[str, Caller] = {}
+    """Two real API keys: another key's conversation is a 404 on every route, never a 403."""
+    from tests.test_api_keys import add_key
 
-    async def as_caller(scope, receive, send):  # type: ignore[no-untyped-def]
-        if "caller" in owner:
-            scope[SCOPE_KEY] = owner["caller"]
-        await app(scope, receive, send)
-
-    with TestClient(as_caller) as client:
-        owner["caller"] = Caller("key-a")
-        mine = client.post("/conversations", json={"title": "a"}).json()["id"]
-        owner["caller"] = Caller("key-b")
+    key_a, key_b = add_key(database_url, "a").key, add_key(database_url, "b").key
+    app = create_app(openai_settings(database_url=database_url, auth_mode="api-key"))
+    as_a = {"authorization": f"Bearer {key_a}"}
+    as_b = {"authorization": f"Bearer {key_b}"}
+    with TestClient(app) as client:
+        mine = client.post("/conversations", json={"title": "a"}, headers=as_a).json()["id"]
         for method in ("GET", "PATCH", "DELETE"):
-            kwargs = {"json": {"title": "x"}} if method == "PATCH" else {}
-            _error(client.request(method, f"/conversations/{mine}", **kwargs), 404, "not_found")
-        assert client.get("/conversations").json()["data"] == []
-        del owner["caller"]
-        assert client.get("/conversations").json()["data"] == []
-        owner["caller"] = Caller("key-a")
-        assert [c["id"] for c in client.get("/conversations").json()["data"]] == [mine]
+            kwargs: dict[str, Any] = {"json": {"title": "x"}} if method == "PATCH" else {}
+            response = client.request(method, f"/conversations/{mine}", headers=as_b, **kwargs)
+            _error(response, 404, "not_found")
+        assert client.get("/conversations", headers=as_b).json()["data"] == []
+        assert client.get("/conversations").status_code == 401
+        listed = client.get("/conversations", headers=as_a).json()["data"]
+        assert [c["id"] for c in listed] == [mine]
 
 
 def test_error_shapes_are_in_the_openapi_document(client: TestClient) -> None:

@@ -8,6 +8,8 @@ one transaction that first takes a cross-process lock: a PostgreSQL advisory loc
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,21 @@ class Database:
 
     async def migrate(self) -> None:
         """Upgrade the schema to every head, once across all processes sharing the database."""
+        lock_path = _sqlite_lock_path(self.engine.url) if self.dialect == "sqlite" else None
+        if lock_path is None:
+            await self._migrate()
+            return
+        # SQLite's write lock alone did not serialise ten replicas starting together (one of
+        # them re-ran a migration now and then): an exclusive lock on a file beside the
+        # database does, for every process on the host (SQLite's only scope).
+        with lock_path.open("a") as lock:
+            await asyncio.to_thread(fcntl.flock, lock.fileno(), fcntl.LOCK_EX)
+            try:
+                await self._migrate()
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    async def _migrate(self) -> None:
         async with self.engine.connect() as connection:
             if self.dialect == "postgresql":
                 await connection.execute(
@@ -127,6 +144,13 @@ def build_engine(
 def head_revisions() -> tuple[str, ...]:
     """The revisions a migrated database is at (one per branch of the migration history)."""
     return tuple(ScriptDirectory.from_config(_alembic_config()).get_heads())
+
+
+def _sqlite_lock_path(url: URL) -> Path | None:
+    name = url.database or ""
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return Path(f"{name}.migrate.lock")
 
 
 def _create_directory(url: URL) -> None:
