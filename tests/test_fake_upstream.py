@@ -49,7 +49,7 @@ def test_stream_parses_with_the_sdk_and_reports_usage(upstream: FakeUpstream) ->
     assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (4, 6)
     # The server counts the stream once its last write returned, on its own thread: the
     # client may have read ``[DONE]`` a moment before.
-    wait_for(lambda: upstream.snapshot()["in_flight"] == 0 and upstream.snapshot()["completed"])
+    wait_for(lambda: upstream.snapshot()["content_chunks"] == 6)
     stats = upstream.snapshot()
     assert (stats["completed"], stats["content_chunks"], stats["abandoned"]) == (1, 6, 0)
 
