@@ -297,7 +297,9 @@ def test_postgres_takes_entra_tokens_only() -> None:
     assert "administratorLogin" not in server
     assert "administratorLoginPassword" not in server
     admin = body(resources["appAdmin"])
-    assert resources["appAdmin"]["type"] == "Microsoft.DBforPostgreSQL/flexibleServers/administrators"
+    assert (
+        resources["appAdmin"]["type"] == "Microsoft.DBforPostgreSQL/flexibleServers/administrators"
+    )
     assert admin["name"] == "appPrincipalId"
     assert plain(admin["properties"]) == {
         "principalName": "appIdentityName",
@@ -305,7 +307,7 @@ def test_postgres_takes_entra_tokens_only() -> None:
         "tenantId": "subscription().tenantId",
     }
     for file in bicep_files():
-        for name, parameter in parse(file).get("parameters", {}).items():
+        for name in parse(file).get("parameters", {}):
             assert "password" not in name.lower(), f"{file}: {name}"
 
 

@@ -34,7 +34,7 @@ from chatbackend.retrieval.lifespan import open_documents
 from chatbackend.retrieval.upload import body_limit
 from chatbackend.routes import router
 from chatbackend.settings import Settings, load_settings
-from chatbackend.store import open_database
+from chatbackend.store import open_configured_database
 from chatbackend.streaming import error_response
 from chatbackend.telemetry import start_telemetry
 from chatbackend.tools import Tool, ToolRegistry, configured_runner
@@ -95,9 +95,7 @@ def create_app(
             await store.aclose()
             raise
         try:
-            database = await open_database(
-                settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
-            )
+            database = await open_configured_database(settings, credential=credential)
         except BaseException:
             await provider.aclose()
             await store.aclose()

@@ -25,7 +25,9 @@ from chatbackend import errors
 from chatbackend.settings import Settings
 
 if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
     from redis.asyncio import Redis
+    from redis.credentials import CredentialProvider
 
 logger = logging.getLogger("chatbackend.access")
 
@@ -162,24 +164,58 @@ class LimitStore:
         self.client = client
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LimitStore:
-        """Redis when ``REDIS_URL`` is set, else this process's memory."""
+    def from_settings(
+        cls, settings: Settings, *, credential: TokenCredential | None = None
+    ) -> LimitStore:
+        """Redis when ``REDIS_URL`` is set, else this process's memory. This is the worker's one
+        Redis client: the rate limits and the fallback cool-downs both live in its storage.
+
+        With ``REDIS_ENTRA_AUTH`` every connection signs in with an Entra token (``credential``,
+        else the Azure credential of ``AZURE_CLIENT_ID``)."""
         if settings.redis_url is None:
             return cls.in_memory()
+        provider = None
+        if settings.redis_entra_auth:
+            from chatbackend.entra import redis_credential_provider
+
+            provider = redis_credential_provider(
+                client_id=settings.azure_client_id, credential=credential
+            )
         url = settings.redis_url.get_secret_value()
-        return cls.redis(url, timeout=settings.redis_timeout_seconds)
+        return cls.redis(url, timeout=settings.redis_timeout_seconds, credential_provider=provider)
 
     @classmethod
     def in_memory(cls) -> LimitStore:
         return cls(MemoryStorage())
 
     @classmethod
-    def redis(cls, url: str, *, timeout: float) -> LimitStore:
-        """``redis://``, ``rediss://`` or ``unix://``; one connection pool for every window."""
+    def redis(
+        cls,
+        url: str,
+        *,
+        timeout: float,
+        credential_provider: CredentialProvider | None = None,
+    ) -> LimitStore:
+        """``redis://``, ``rediss://`` or ``unix://``; one connection pool for every window.
+        ``credential_provider`` signs each connection in (in place of the URL's password)."""
         # Imported only when configured: redis-py loads the OpenTelemetry SDK on import.
         from redis.asyncio import Redis
 
-        client = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        client = Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            credential_provider=credential_provider,
+        )
+        from redis.credentials import StreamingCredentialProvider
+
+        if isinstance(credential_provider, StreamingCredentialProvider):
+            # redis-py registers the pool for re-AUTH only once a connection is released, by
+            # which time the token manager's first renewal has found no listener and stopped
+            # renewing for good; registered now, every renewal reaches the pooled connections.
+            # (redis-py's annotation says a sync callback; its event listener passes this same
+            # coroutine function.)
+            credential_provider.on_next(client.connection_pool.re_auth_callback)  # type: ignore[arg-type]
         scheme = "async+redis+" + url if url.startswith("unix://") else "async+" + url
         storage = RedisStorage(
             scheme,
