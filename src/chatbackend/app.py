@@ -166,7 +166,7 @@ def create_app(
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Content-Type", "Accept", "X-Request-ID", "Authorization", "api-key"],
-            expose_headers=["X-Request-ID", "Retry-After", *RATE_LIMIT_HEADERS],
+            expose_headers=["X-Request-ID", "Retry-After", "X-Cache", *RATE_LIMIT_HEADERS],
         )
     app.add_middleware(
         RequestLog,
