@@ -22,6 +22,8 @@ from chatbackend.access.openapi import document_access
 from chatbackend.access.ratelimit import RATE_LIMIT_HEADERS, LimitStore
 from chatbackend.access.repository import api_keys
 from chatbackend.access.service import build_access
+from chatbackend.batch.service import CallerSlots
+from chatbackend.cache import build_cache
 from chatbackend.chat import ChatService
 from chatbackend.conversations.routes import router as conversations_router
 from chatbackend.dependencies import State
@@ -122,6 +124,8 @@ def create_app(
                 "database": database,
                 "access": access,
                 "documents": documents,
+                "cache": build_cache(settings, provider, store.client),
+                "batch_slots": CallerSlots(settings.batch_concurrency),
             }
         finally:
             if documents is not None:
@@ -160,7 +164,7 @@ def create_app(
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Content-Type", "Accept", "X-Request-ID", "Authorization", "api-key"],
-            expose_headers=["X-Request-ID", "Retry-After", *RATE_LIMIT_HEADERS],
+            expose_headers=["X-Request-ID", "Retry-After", "X-Cache", *RATE_LIMIT_HEADERS],
         )
     app.add_middleware(
         RequestLog,

@@ -9,8 +9,10 @@ from fastapi import Depends, Request
 from chatbackend import errors
 from chatbackend.access.caller import Caller, get_caller
 from chatbackend.access.middleware import IDENTITY_KEY
-from chatbackend.access.service import Access
+from chatbackend.access.service import Access, Identity
 from chatbackend.access.usage import meter_for
+from chatbackend.batch.service import BatchRunner, CallerSlots
+from chatbackend.cache import ResponseCache
 from chatbackend.chat import ChatService, Hook
 from chatbackend.context.tokens import counter_for
 from chatbackend.conversations.repository import ConversationRepository
@@ -29,6 +31,8 @@ class State(TypedDict):
     database: Database
     access: Access
     documents: DocumentService | None
+    cache: ResponseCache | None
+    batch_slots: CallerSlots
 
 
 async def get_service(request: Request) -> ChatService:
@@ -47,6 +51,11 @@ async def get_database(request: Request) -> Database:
 async def get_token_meter(request: Request) -> Hook:
     """The ``on_finish`` hook that counts an answer's tokens against the request's caller."""
     return meter_for(cast(Access, request.state.access), request.scope.get(IDENTITY_KEY))
+
+
+async def get_cache(request: Request) -> ResponseCache | None:
+    """``None`` while the response cache is off (``CHAT_CACHE_TTL_SECONDS`` unset)."""
+    return cast(ResponseCache | None, request.state.cache)
 
 
 async def get_documents(request: Request) -> DocumentService | None:
@@ -87,3 +96,29 @@ TokenMeterDep = Annotated[Hook, Depends(get_token_meter)]
 
 DocumentsDep = Annotated[DocumentService, Depends(require_documents)]
 OptionalDocumentsDep = Annotated[DocumentService | None, Depends(get_documents)]
+CacheDep = Annotated[ResponseCache | None, Depends(get_cache)]
+
+
+async def get_batch_runner(
+    request: Request,
+    service: ServiceDep,
+    documents: OptionalDocumentsDep,
+    caller: CallerDep,
+    meter: TokenMeterDep,
+    cache: CacheDep,
+) -> BatchRunner:
+    state = request.state
+    identity = request.scope.get(IDENTITY_KEY)
+    return BatchRunner(
+        service=service,
+        documents=documents,
+        cache=cache,
+        access=cast(Access, state.access),
+        identity=identity if isinstance(identity, Identity) else None,
+        caller=caller,
+        meter=meter,
+        slots=cast(CallerSlots, state.batch_slots),
+    )
+
+
+BatchRunnerDep = Annotated[BatchRunner, Depends(get_batch_runner)]

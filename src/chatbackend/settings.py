@@ -186,6 +186,12 @@ class Settings(BaseSettings):
     chat_tools: Annotated[list[str] | None, NoDecode] = None
     chat_tool_timeout: float = Field(default=10.0, gt=0)
     chat_max_tool_rounds: int = Field(default=5, ge=1, le=20)
+    # Batches (POST /batch): items answered at once per caller (per worker process).
+    batch_concurrency: int = Field(default=8, ge=1, le=100)
+    # The response cache for deterministic requests: off while the TTL is unset; in memory
+    # (at most CHAT_CACHE_MAX_ENTRIES answers, least recently used first out) or in Redis.
+    chat_cache_ttl_seconds: float | None = Field(default=None, gt=0)
+    chat_cache_max_entries: int = Field(default=1000, ge=1)
 
     @model_validator(mode="before")
     @classmethod

@@ -62,6 +62,12 @@ class OpenAIProvider:
         self._token = token
         self._max_tokens_parameter = max_tokens_parameter
 
+    @property
+    def server(self) -> tuple[str, int]:
+        """``server.address`` and ``server.port`` of the upstream, for its span."""
+        url = self._client.base_url
+        return url.host, url.port or (443 if url.scheme == "https" else 80)
+
     async def ready(self) -> str | None:
         """Configured and, with keyless auth, the credential can produce a token (the credential
         caches it, so this is no more than a cache read most of the time)."""

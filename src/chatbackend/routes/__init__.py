@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from chatbackend.routes import chat, documents, health
+from chatbackend.routes import batch, chat, documents, health
 
 router = APIRouter()
 router.include_router(chat.router)
+router.include_router(batch.router)
 router.include_router(health.router)
 router.include_router(documents.router)
 

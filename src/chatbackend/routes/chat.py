@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from chatbackend.cache.replay import CACHE_HEADER, HIT, MISS, replay_stream, replay_whole
 from chatbackend.dependencies import (
+    CacheDep,
     CallerDep,
     OptionalDocumentsDep,
     ServiceDep,
@@ -26,11 +28,18 @@ async def chat(
     documents: OptionalDocumentsDep,
     caller: CallerDep,
     meter: TokenMeterDep,
+    cache: CacheDep,
     request: Request,
+    response: Response,
 ) -> ChatResponse:
     """Answer a conversation with one JSON object."""
     answer = await answer_for(service, documents, caller, body, whole=True)
     answer.on_finish(meter)
+    if cache is not None:
+        entry = await cache.consult(answer, caller)
+        response.headers[CACHE_HEADER] = MISS if entry is None else HIT
+        if entry is not None:
+            return replay_whole(entry, answer, session_state=body.sessionState)
     return await complete_answer(request, answer, session_state=body.sessionState)
 
 
@@ -42,9 +51,17 @@ async def chat_stream(
     caller: CallerDep,
     meter: TokenMeterDep,
     settings: SettingsDep,
+    cache: CacheDep,
     request: Request,
 ) -> Response:
     """Stream the answer as NDJSON lines, or as Server-Sent Events when the client accepts them."""
     answer = await answer_for(service, documents, caller, body, whole=False)
     answer.on_finish(meter)
-    return stream_answer(request, answer, session_state=body.sessionState, settings=settings)
+    if cache is None:
+        return stream_answer(request, answer, session_state=body.sessionState, settings=settings)
+    entry = await cache.consult(answer, caller)
+    if entry is not None:
+        return replay_stream(request, entry, answer, session_state=body.sessionState)
+    stream = stream_answer(request, answer, session_state=body.sessionState, settings=settings)
+    stream.headers[CACHE_HEADER] = MISS
+    return stream

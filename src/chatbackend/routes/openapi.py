@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chatbackend.batch.models import BatchResponse
 from chatbackend.encoders import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE
 from chatbackend.protocol import ErrorResponse
 
@@ -50,3 +51,45 @@ STREAM_RESPONSES: Responses = {
     },
     **CHAT_ERRORS,
 }
+
+
+_BATCH_NDJSON_EXAMPLE = "\n".join(
+    [
+        '{"id":"q2","message":{"role":"assistant","content":"Rome."},"context":{"finish_reason":'
+        '"stop","usage":{"prompt_tokens":22,"completion_tokens":2,"total_tokens":24},'
+        '"model":"gpt-4.1-mini"}}',
+        '{"id":"q1","error":{"code":"upstream_timeout","message":"The model provider did not '
+        'answer in time."}}',
+    ]
+)
+
+
+def _batch_responses() -> Responses:
+    return {
+        200: {
+            "model": BatchResponse,
+            "description": (
+                "Every item's result: `{\"items\": [...]}` in the order of the request's items, "
+                "or with `Accept: application/x-ndjson` one result per line as each item "
+                'finishes. A result is `{"id", "message", "context"}` or '
+                '`{"id", "error"}`; a failed item never fails the batch.'
+            ),
+            "content": {
+                NDJSON_MEDIA_TYPE: {
+                    "schema": {"type": "string", "description": "one result per line"},
+                    "example": _BATCH_NDJSON_EXAMPLE,
+                }
+            },
+        },
+        **errors(
+            {
+                400: "Invalid JSON, or an item names tools the model cannot call",
+                413: "Request body too large",
+                415: "The body is not JSON",
+                422: "The batch or one of its items failed validation; the message names it",
+            }
+        ),
+    }
+
+
+BATCH_RESPONSES = _batch_responses()
