@@ -34,7 +34,7 @@ from chatbackend.providers.fallback import CoolDown, ProviderHealth
 from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger, note_error
 from chatbackend.retrieval.lifespan import open_documents
 from chatbackend.retrieval.upload import body_limit
-from chatbackend.routes import router
+from chatbackend.routes import routers
 from chatbackend.settings import Settings, load_settings
 from chatbackend.store import open_configured_database
 from chatbackend.streaming import error_response
@@ -146,8 +146,8 @@ def create_app(
         redoc_url="/redoc" if settings.docs_enabled else None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
-    app.include_router(router)
-    app.include_router(conversations_router)
+    for router in (*routers, conversations_router):
+        app.include_router(router)
     add_page(app, conversations=True)
     _add_error_handlers(app)
     app.add_middleware(

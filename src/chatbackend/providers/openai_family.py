@@ -114,7 +114,7 @@ class OpenAIProvider:
         # One loop from the network read to the delta: the SSE lines of each read are split
         # here, and all the text they carry becomes one delta.
         parser = _ChunkParser(self.model)
-        body = response.aiter_bytes()
+        body = _body(response)
         pending = b""
         data: list[bytes] = []
         try:
@@ -178,6 +178,17 @@ class OpenAIProvider:
         }
         parameters.update({k: v for k, v in optional.items() if v is not None})
         return parameters
+
+
+def _body(response: httpx2.Response) -> AsyncIterator[bytes]:
+    """The body as it arrives. Without a ``Content-Encoding`` (what every OpenAI-style server
+    sends for a stream) the response's own byte stream is read directly: ``aiter_bytes`` adds
+    two generator layers, a decoder and two chunkers per network read, and does nothing here."""
+    if "content-encoding" in response.headers or not isinstance(
+        response.stream, httpx2.AsyncByteStream
+    ):
+        return response.aiter_bytes()
+    return aiter(response.stream)
 
 
 def _message(message: Message) -> dict[str, Any]:
