@@ -13,6 +13,7 @@ from chatbackend.dependencies import CallerDep, DocumentsDep, SettingsDep
 from chatbackend.protocol import ErrorResponse
 from chatbackend.retrieval.service import Document
 from chatbackend.retrieval.upload import DocumentBody, read_document
+from chatbackend.store import cursor as keyset
 
 
 class DocumentCreated(BaseModel):
@@ -108,7 +109,7 @@ async def list_documents(
     documents: DocumentsDep,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(pattern=keyset.PATTERN)] = None,
 ) -> DocumentPage:
     """The caller's documents, newest first."""
     page = await documents.page(caller, limit=limit, cursor=cursor)
