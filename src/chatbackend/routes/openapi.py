@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from chatbackend.encoders import NDJSON_MEDIA_TYPE, SSE_MEDIA_TYPE
 from chatbackend.protocol import ErrorResponse
+from chatbackend.wirecheck import FREE_JSON_MARK, FREE_JSON_NAME, FREE_JSON_REF, FREE_JSON_SCHEMA
 
 _NDJSON_EXAMPLE = "\n".join(
     [
@@ -81,6 +82,8 @@ def complete_document(app: FastAPI, *, tool_names: Sequence[str]) -> None:
             schema = build()
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.setdefault("ErrorResponse", _error_schema(components))
+            components[FREE_JSON_NAME] = FREE_JSON_SCHEMA
+            _refer_to_free_json(schema)
             for operations in schema.get("paths", {}).values():
                 for operation in operations.values():
                     _add_errors(operation)
@@ -90,6 +93,22 @@ def complete_document(app: FastAPI, *, tool_names: Sequence[str]) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _refer_to_free_json(node: object) -> None:
+    """Replace every ``FREE_JSON_MARK`` in the document with a reference to its schema."""
+    pending = [node]
+    while pending:
+        item = pending.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        for child in children:
+            if child == FREE_JSON_MARK:
+                child.clear()
+                child.update(FREE_JSON_REF)
+            elif isinstance(child, dict | list):
+                pending.append(child)
 
 
 def _name_tools(overrides: dict[str, Any], names: Sequence[str]) -> None:
