@@ -30,6 +30,7 @@ import httpx2
 import pytest
 import schemathesis
 from schemathesis import Case
+from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from chatbackend.app import create_app
@@ -159,7 +160,22 @@ def check(case: Case, target: Target) -> None:
     # (.txt, .md, .html) is a document; OpenAPI cannot say "binary that is UTF-8 text".
     upload = case.operation.path == "/documents" and case.media_type == "multipart/form-data"
     excluded = [positive_data_acceptance] if upload else None
-    case.call_and_validate(base_url=target.url, headers=target.headers, excluded_checks=excluded)
+    try:
+        case.call_and_validate(
+            base_url=target.url, headers=target.headers, excluded_checks=excluded
+        )
+    except FailureGroup as failures:
+        method, path = case.operation.method.upper(), case.operation.path
+        failures.add_note(
+            f"operation: {method} {path}, auth {'on' if target.headers else 'off'}; "
+            f"again: pytest tests/test_schemathesis.py -k '{method} and {_selector(path)}'"
+        )
+        raise
+
+
+def _selector(path: str) -> str:
+    """``path`` as ``pytest -k`` takes it (no braces): its part before the first parameter."""
+    return path.split("{")[0].rstrip("/") or "/"
 
 
 @SCHEMAS["none"].parametrize()

@@ -38,9 +38,10 @@ Text = Annotated[str, AfterValidator(check_text)]
 # integers in the 64-bit range (what every JSON encoder on the way back can write).
 SafeJson = Annotated[JsonValue, BeforeValidator(check_json), WithJsonSchema(FREE_JSON_MARK)]
 StrictFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-# A JSON number without a fraction (``5``, or ``5.0``, an integer to JSON Schema too); never a
-# string or a boolean.
-StrictInt = Annotated[int, BeforeValidator(integral), Field(strict=True)]
+# Never a string or a boolean; a number without a fraction (``5.0``, an integer to JSON Schema
+# too) is turned into one by the models' ``integral`` before-validators (a ``BeforeValidator``
+# here would hide the bounds from the JSON schema).
+StrictInt = Annotated[int, Field(strict=True)]
 
 # The roles a client may send; the domain ``Role`` (providers.base) adds ``tool``.
 MessageRole = Literal["user", "assistant", "system"]
@@ -68,6 +69,8 @@ class RetrievalOverride(BaseModel):
     top_k: StrictInt = Field(default=5, ge=1, le=50)
     mode: Literal["hybrid", "vector", "text"] = "hybrid"
 
+    _integral = field_validator("top_k", mode="before")(integral)
+
 
 class Overrides(BaseModel):
     """Generation options a client may set per request, in ``context.overrides``."""
@@ -84,6 +87,8 @@ class Overrides(BaseModel):
     tools: Annotated[list[str], Field(max_length=64)] | None = None
     tool_choice: Literal["auto", "none"] | None = None
     retrieval: RetrievalOverride | None = None
+
+    _integral = field_validator("max_tokens", "seed", mode="before")(integral)
 
     @field_validator("stop")
     @classmethod

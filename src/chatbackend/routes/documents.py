@@ -7,13 +7,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from chatbackend.dependencies import CallerDep, DocumentsDep, SettingsDep
 from chatbackend.protocol import ErrorResponse, StrictInt
 from chatbackend.retrieval.service import Document
 from chatbackend.retrieval.upload import DocumentBody, read_document
 from chatbackend.store import cursor as keyset
+from chatbackend.wirecheck import integral
 
 
 class DocumentCreated(BaseModel):
@@ -37,6 +38,8 @@ class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=8000)
     top_k: StrictInt = Field(default=5, ge=1, le=50)
     mode: Literal["hybrid", "vector", "text"] = "hybrid"
+
+    _integral = field_validator("top_k", mode="before")(integral)
 
 
 class SearchHit(BaseModel):
