@@ -91,7 +91,7 @@ valid_overrides = st.fixed_dictionaries(
         "temperature": st.floats(0, 2) | st.integers(0, 2),
         "top_p": st.floats(0.01, 1),
         "max_tokens": st.integers(1, 128_000),
-        "seed": st.integers(-(2**63), 2**63 - 1),
+        "seed": st.integers(-(2**53 - 1), 2**53 - 1),
         "stop": plain_text | st.lists(plain_text, min_size=1, max_size=4),
     },
 )

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match, Route
 
 from chatbackend import errors
 from chatbackend.access.middleware import AccessControl
@@ -35,6 +36,7 @@ from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_
 from chatbackend.retrieval.lifespan import open_documents
 from chatbackend.retrieval.upload import body_limit
 from chatbackend.routes import routers
+from chatbackend.routes.openapi import complete_document
 from chatbackend.settings import Settings, load_settings
 from chatbackend.store import open_configured_database
 from chatbackend.streaming import error_response
@@ -158,6 +160,7 @@ def create_app(
     open_paths = _open_paths(settings)
     app.add_middleware(AccessControl, open_paths=open_paths)
     document_access(app, settings, open_paths)
+    complete_document(app, tool_names=tool_runner.registry.names)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -242,7 +245,7 @@ def _describe(problem: dict[str, Any]) -> str:
     return f"{path or 'body'}: {message}"
 
 
-async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     if exc.status_code == 400:
         # FastAPI's answer to a body that failed to parse other than as a JSON syntax error:
         # invalid UTF-8, nesting deeper than the parser's recursion limit, a huge integer.
@@ -251,7 +254,19 @@ async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) else "The request failed."
     note_error(code)
     body = errors.error_body(code, message)
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method of every route on this path (Starlette's 405 names the first route's only)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] is Match.PARTIAL:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
 
 
 async def _client_gone(_: Request, __: Exception) -> Response:

@@ -6,13 +6,9 @@ owns the rows without one): another owner's conversation is indistinguishable fr
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
-import orjson
 from pydantic import JsonValue
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +25,7 @@ from chatbackend.conversations.domain import (
 )
 from chatbackend.providers.base import Usage
 from chatbackend.store import Database
+from chatbackend.store import cursor as keyset
 from chatbackend.store.models import ConversationRow, MessageRow
 from chatbackend.store.types import utcnow
 
@@ -253,17 +250,11 @@ def _message(row: MessageRow) -> StoredMessage:
 
 
 def _encode_cursor(last: Conversation) -> str:
-    raw = orjson.dumps([last.updated_at.isoformat(), last.id.hex])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return keyset.encode(last.updated_at, last.id)
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def _decode_cursor(text: str) -> tuple[datetime, uuid.UUID]:
     try:
-        raw: Any = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        updated_at, last_id = raw
-        when = datetime.fromisoformat(updated_at)
-        if when.tzinfo is None:
-            raise ValueError("naive")
-        return when, uuid.UUID(hex=last_id)
-    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
+        return keyset.decode(text)
+    except ValueError:
         raise errors.InvalidRequest("cursor: not a cursor this API returned") from None

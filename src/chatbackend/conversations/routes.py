@@ -24,6 +24,7 @@ from chatbackend.dependencies import (
 )
 from chatbackend.protocol import ChatRequest, ChatResponse, ErrorResponse
 from chatbackend.routes.openapi import CHAT_ERRORS, STREAM_RESPONSES
+from chatbackend.store import cursor as keyset
 from chatbackend.streaming import complete_answer, stream_answer
 
 Errors = dict[int | str, dict[str, Any]]
@@ -69,7 +70,7 @@ async def list_conversations(
     caller: CallerDep,
     conversations: ConversationsDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(pattern=keyset.PATTERN)] = None,
 ) -> ConversationPage:
     """The caller's conversations, most recently updated first; pass ``next_cursor`` back as
     ``cursor`` for the next page."""

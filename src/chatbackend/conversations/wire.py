@@ -9,15 +9,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    JsonValue,
     SerializerFunctionWrapHandler,
     model_serializer,
 )
 
 from chatbackend.conversations.domain import Conversation, StoredMessage, StoredRole
-from chatbackend.protocol import Usage
+from chatbackend.protocol import SafeJson, Text, Usage
 
-Metadata = dict[str, JsonValue]
+# Free-form, checked like the protocol's own free-form JSON (``wirecheck``).
+Metadata = dict[Text, SafeJson]
 
 
 class ConversationCreate(BaseModel):
