@@ -16,6 +16,7 @@ from pydantic import (
 
 from chatbackend.conversations.domain import Conversation, StoredMessage, StoredRole
 from chatbackend.protocol import Usage
+from chatbackend.providers.base import ToolResult
 
 Metadata = dict[str, JsonValue]
 
@@ -57,14 +58,58 @@ class ConversationOut(BaseModel):
         )
 
 
+class ToolCallOut(BaseModel):
+    id: str
+    name: str
+    arguments: str = Field(description="The JSON text of the arguments, as the model wrote it")
+
+
+class ToolErrorOut(BaseModel):
+    code: str
+    message: str
+
+
 class MessageOut(BaseModel):
+    """A stored message. An assistant message that asked for tools has ``tool_calls``; each
+    call's result follows as a ``tool`` message with ``tool_call_id``, ``name`` and ``content``,
+    or ``content: null`` and ``error`` when the tool failed."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0b8f3c1e-6a7d-4f61-9d0e-2c4b5a6f7e81",
+                    "role": "assistant",
+                    "content": "",
+                    "created_at": "2026-12-01T21:00:00Z",
+                    "finish_reason": "tool_calls",
+                    "tool_calls": [
+                        {"id": "call_1", "name": "calculate", "arguments": '{"expression":"2+2"}'}
+                    ],
+                },
+                {
+                    "id": "5d2e9a47-1c3b-4e8f-a6d0-7b9c8e1f2a34",
+                    "role": "tool",
+                    "content": "4",
+                    "created_at": "2026-12-01T21:00:00Z",
+                    "tool_call_id": "call_1",
+                    "name": "calculate",
+                },
+            ]
+        }
+    )
+
     id: str
     role: StoredRole
-    content: str
+    content: str | None
     created_at: datetime
     finish_reason: str | None = None
     usage: Usage | None = None
     model: str | None = None
+    tool_calls: list[ToolCallOut] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+    error: ToolErrorOut | None = None
 
     @model_serializer(mode="wrap")
     def _omit_unknown(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -73,15 +118,32 @@ class MessageOut(BaseModel):
 
     @classmethod
     def of(cls, message: StoredMessage) -> MessageOut:
-        return cls(
-            id=str(message.id),
-            role=message.role,
-            content=message.content,
-            created_at=message.created_at,
-            finish_reason=message.finish_reason,
-            usage=Usage(**message.usage.as_dict()) if message.usage else None,
-            model=message.model,
-        )
+        fields: dict[str, Any] = {
+            "id": str(message.id),
+            "role": message.role,
+            "content": message.content,
+            "created_at": message.created_at,
+            "finish_reason": message.finish_reason,
+            "usage": Usage(**message.usage.as_dict()) if message.usage else None,
+            "model": message.model,
+        }
+        if message.tool_calls:
+            fields["tool_calls"] = [
+                ToolCallOut(id=c.id, name=c.name, arguments=c.arguments) for c in message.tool_calls
+            ]
+        if message.tool_result is not None:
+            fields.update(_tool_result(message.tool_result))
+        return cls(**fields)
+
+
+def _tool_result(result: ToolResult) -> dict[str, Any]:
+    error = result.error
+    return {
+        "tool_call_id": result.id,
+        "name": result.name,
+        "content": result.content if error is None else None,
+        "error": ToolErrorOut(code=error.code, message=error.message) if error else None,
+    }
 
 
 class ConversationDetail(ConversationOut):
