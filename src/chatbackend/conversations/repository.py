@@ -204,7 +204,9 @@ def _message_row(row: ConversationRow, role: StoredRole, content: str, now: date
     )
 
 
-def _answer_rows(turn: Turn, answer: StoredAnswer, *, first: int, now: datetime) -> list[MessageRow]:
+def _answer_rows(
+    turn: Turn, answer: StoredAnswer, *, first: int, now: datetime
+) -> list[MessageRow]:
     """The answer's rows, numbered from ``first``: per tool round the assistant message that
     asked for the tools and one ``tool`` message per result, then the final assistant message."""
     conversation_id = turn.conversation.id

@@ -5,14 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    JsonValue,
-    SerializerFunctionWrapHandler,
-    model_serializer,
-)
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from chatbackend.conversations.domain import Conversation, StoredMessage, StoredRole
 from chatbackend.protocol import Usage
@@ -72,7 +65,8 @@ class ToolErrorOut(BaseModel):
 class MessageOut(BaseModel):
     """A stored message. An assistant message that asked for tools has ``tool_calls``; each
     call's result follows as a ``tool`` message with ``tool_call_id``, ``name`` and ``content``,
-    or ``content: null`` and ``error`` when the tool failed."""
+    or ``content: null`` and ``error`` when the tool failed. The optional fields a message does
+    not have are left unset, and its route leaves unset fields out of the response."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -111,39 +105,35 @@ class MessageOut(BaseModel):
     name: str | None = None
     error: ToolErrorOut | None = None
 
-    @model_serializer(mode="wrap")
-    def _omit_unknown(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        return {key: value for key, value in data.items() if value is not None or key == "content"}
-
     @classmethod
     def of(cls, message: StoredMessage) -> MessageOut:
-        fields: dict[str, Any] = {
-            "id": str(message.id),
-            "role": message.role,
-            "content": message.content,
-            "created_at": message.created_at,
+        known: dict[str, Any] = {
             "finish_reason": message.finish_reason,
             "usage": Usage(**message.usage.as_dict()) if message.usage else None,
             "model": message.model,
         }
         if message.tool_calls:
-            fields["tool_calls"] = [
+            known["tool_calls"] = [
                 ToolCallOut(id=c.id, name=c.name, arguments=c.arguments) for c in message.tool_calls
             ]
+        fields = {key: value for key, value in known.items() if value is not None}
         if message.tool_result is not None:
             fields.update(_tool_result(message.tool_result))
-        return cls(**fields)
+        return cls(
+            id=str(message.id),
+            role=message.role,
+            content=fields.pop("content", message.content),
+            created_at=message.created_at,
+            **fields,
+        )
 
 
 def _tool_result(result: ToolResult) -> dict[str, Any]:
     error = result.error
-    return {
-        "tool_call_id": result.id,
-        "name": result.name,
-        "content": result.content if error is None else None,
-        "error": ToolErrorOut(code=error.code, message=error.message) if error else None,
-    }
+    if error is None:
+        return {"tool_call_id": result.id, "name": result.name, "content": result.content}
+    failure = ToolErrorOut(code=error.code, message=error.message)
+    return {"tool_call_id": result.id, "name": result.name, "content": None, "error": failure}
 
 
 class ConversationDetail(ConversationOut):
