@@ -78,7 +78,15 @@ class ConversationChat:
         return answer
 
     async def _store(self, turn: Turn, answer: StoredAnswer | None) -> None:
-        if not await self._repository.finish_turn(turn, answer):
+        try:
+            stored = await self._repository.finish_turn(turn, answer)
+        except Exception as exc:
+            # Nothing of the answer was written (one transaction): give the lease back alone.
+            # Only the type is logged: a database error's text quotes the rows' content.
+            logger.error("answer not stored: writing it failed (%s)", type(exc).__qualname__)
+            await self._repository.finish_turn(turn, None)
+            return
+        if not stored:
             logger.warning("answer not stored: the conversation was deleted or its lease expired")
 
 
