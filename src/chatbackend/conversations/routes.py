@@ -79,7 +79,7 @@ async def list_conversations(
     return ConversationPage(data=data, next_cursor=page.next_cursor)
 
 
-@router.get("/{conversation_id}", responses=BY_ID)
+@router.get("/{conversation_id}", responses=BY_ID, response_model_exclude_unset=True)
 async def get_conversation(
     conversation_id: str, caller: CallerDep, conversations: ConversationsDep
 ) -> ConversationDetail:
