@@ -19,6 +19,7 @@ from chatbackend.conversations.turns import ConversationChat
 from chatbackend.retrieval.service import DocumentService
 from chatbackend.settings import Settings
 from chatbackend.store import Database
+from chatbackend.tools.context import ToolContext, bind_tool_context
 
 
 class State(TypedDict):
@@ -87,3 +88,12 @@ TokenMeterDep = Annotated[Hook, Depends(get_token_meter)]
 
 DocumentsDep = Annotated[DocumentService, Depends(require_documents)]
 OptionalDocumentsDep = Annotated[DocumentService | None, Depends(get_documents)]
+
+
+async def bind_tools(caller: CallerDep, documents: OptionalDocumentsDep) -> None:
+    """The caller and the documents service, for the tools this request's answer runs
+    (``search_documents``): a route dependency of every chat route."""
+    bind_tool_context(ToolContext(caller, documents))
+
+
+ToolContextDep = Depends(bind_tools)

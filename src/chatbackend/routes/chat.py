@@ -10,6 +10,7 @@ from chatbackend.dependencies import (
     ServiceDep,
     SettingsDep,
     TokenMeterDep,
+    ToolContextDep,
 )
 from chatbackend.protocol import ChatRequest, ChatResponse
 from chatbackend.retrieval.grounding import answer_for
@@ -19,7 +20,7 @@ from chatbackend.streaming import complete_answer, stream_answer
 router = APIRouter()
 
 
-@router.post("/chat", responses=CHAT_ERRORS)
+@router.post("/chat", responses=CHAT_ERRORS, dependencies=[ToolContextDep])
 async def chat(
     body: ChatRequest,
     service: ServiceDep,
@@ -34,7 +35,12 @@ async def chat(
     return await complete_answer(request, answer, session_state=body.sessionState)
 
 
-@router.post("/chat/stream", response_class=Response, responses=STREAM_RESPONSES)
+@router.post(
+    "/chat/stream",
+    response_class=Response,
+    responses=STREAM_RESPONSES,
+    dependencies=[ToolContextDep],
+)
 async def chat_stream(
     body: ChatRequest,
     service: ServiceDep,
