@@ -42,6 +42,7 @@ from chatbackend.store import open_configured_database
 from chatbackend.streaming import error_response
 from chatbackend.telemetry import start_telemetry
 from chatbackend.tools import Tool, ToolRegistry, configured_runner
+from chatbackend.tools.documents import RETRIEVAL_TOOLS
 from chatbackend.webui import add_page, page_paths
 from chatbackend.wirecheck import shown_key
 
@@ -118,7 +119,8 @@ def create_app(
                 settings, database, transport=transport, credential=credential
             )
             tracer = telemetry.tracer(provider, settings) if telemetry is not None else None
-            service = ChatService(provider, settings, tracer=tracer, tools=tool_runner)
+            runner = tool_runner if documents is not None else tool_runner.without(RETRIEVAL_TOOLS)
+            service = ChatService(provider, settings, tracer=tracer, tools=runner)
             tune_garbage_collector(settings.gc_threshold)
             yield {
                 "settings": settings,

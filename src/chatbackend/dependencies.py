@@ -22,6 +22,7 @@ from chatbackend.conversations.turns import ConversationChat
 from chatbackend.retrieval.service import DocumentService
 from chatbackend.settings import Settings
 from chatbackend.store import Database
+from chatbackend.tools.context import ToolContext, bind_tool_context
 
 
 class State(TypedDict):
@@ -110,6 +111,7 @@ async def get_batch_runner(
 ) -> BatchRunner:
     state = request.state
     identity = request.scope.get(IDENTITY_KEY)
+    bind_tool_context(ToolContext(caller, documents))
     return BatchRunner(
         service=service,
         documents=documents,
@@ -139,11 +141,14 @@ class ChatRoute:
 
 
 async def get_chat_route(request: Request, caller: CallerDep) -> ChatRoute:
+    """Also binds the tools' request context, as ``bind_tools`` does for the other routes."""
     state = request.state
+    documents = cast(DocumentService | None, state.documents)
+    bind_tool_context(ToolContext(caller, documents))
     return ChatRoute(
         service=cast(ChatService, state.service),
         settings=cast(Settings, state.settings),
-        documents=cast(DocumentService | None, state.documents),
+        documents=documents,
         caller=caller,
         meter=meter_for(cast(Access, state.access), request.scope.get(IDENTITY_KEY)),
         cache=cast(ResponseCache | None, state.cache),
@@ -151,3 +156,12 @@ async def get_chat_route(request: Request, caller: CallerDep) -> ChatRoute:
 
 
 ChatRouteDep = Annotated[ChatRoute, Depends(get_chat_route)]
+
+
+async def bind_tools(caller: CallerDep, documents: OptionalDocumentsDep) -> None:
+    """The caller and the documents service, for the tools this request's answer runs
+    (``search_documents``): a route dependency of every chat route."""
+    bind_tool_context(ToolContext(caller, documents))
+
+
+ToolContextDep = Depends(bind_tools)

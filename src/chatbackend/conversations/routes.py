@@ -21,6 +21,7 @@ from chatbackend.dependencies import (
     ConversationsDep,
     SettingsDep,
     TokenMeterDep,
+    ToolContextDep,
 )
 from chatbackend.protocol import ChatRequest, ChatResponse, ErrorResponse
 from chatbackend.routes.openapi import CHAT_ERRORS, STREAM_RESPONSES
@@ -117,7 +118,9 @@ async def delete_conversation(
     return Response(status_code=204)
 
 
-@router.post("/{conversation_id}/chat", responses={**CHAT_ERRORS, **TURN})
+@router.post(
+    "/{conversation_id}/chat", responses={**CHAT_ERRORS, **TURN}, dependencies=[ToolContextDep]
+)
 async def conversation_chat(
     conversation_id: str,
     body: ChatRequest,
@@ -136,6 +139,7 @@ async def conversation_chat(
     "/{conversation_id}/chat/stream",
     response_class=Response,
     responses={**STREAM_RESPONSES, **TURN},
+    dependencies=[ToolContextDep],
 )
 async def conversation_chat_stream(
     conversation_id: str,

@@ -113,6 +113,17 @@ class DocumentService:
         if not pieces:
             raise errors.EmptyDocument()
         vectors = await self.embedder.embed(pieces)
+        return await self.store(caller, new, pieces, vectors)
+
+    async def store(
+        self,
+        caller: Caller,
+        new: NewDocument,
+        pieces: Sequence[str],
+        vectors: Sequence[Sequence[float]],
+    ) -> Document:
+        """Write a document already chunked and embedded (by this service's embedder: its
+        vectors must be of ``space``), in one transaction."""
         row = DocumentRow(
             id=uuid.uuid4(),
             owner_id=caller.key_id,
