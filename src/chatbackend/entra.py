@@ -45,9 +45,9 @@ def database_password(
     """Tokens from ``credential``, else from the Azure credential this password source owns."""
     if credential is not None:
         return TokenPassword(credential, owned=False)
-    from chatbackend.providers import _azure_credential
+    from chatbackend.providers.clients import azure_credential
 
-    return TokenPassword(_azure_credential(client_id), owned=True)
+    return TokenPassword(azure_credential(client_id), owned=True)
 
 
 def redis_credential_provider(
@@ -87,7 +87,7 @@ async def _renewal_failed(error: Exception) -> None:
 
 
 def _sync_azure_credential(client_id: str | None) -> TokenCredential:
-    """The same choice as ``providers._azure_credential``, from azure-identity's sync classes."""
+    """The same choice as ``providers.clients.azure_credential``, from azure-identity's sync classes."""
     from azure.identity import (
         AzureCliCredential,
         AzureDeveloperCliCredential,
