@@ -100,7 +100,9 @@ class OpenAIProvider:
         try:
             stream = await self._client.post(
                 "/chat/completions",
-                body=self._parameters(request),
+                # Serialised here: orjson, where the SDK would run the standard library's
+                # encoder with its own fallback hook over the messages and tool schemas.
+                content=orjson.dumps(self._parameters(request)),
                 cast_to=object,
                 stream=True,
                 stream_cls=openai.AsyncStream[object],
