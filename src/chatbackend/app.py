@@ -23,6 +23,8 @@ from chatbackend.access.ratelimit import RATE_LIMIT_HEADERS, LimitStore
 from chatbackend.access.repository import api_keys
 from chatbackend.access.service import build_access
 from chatbackend.chat import ChatService
+from chatbackend.conversations.leases import LeaseKeeper
+from chatbackend.conversations.repository import ConversationRepository
 from chatbackend.conversations.routes import router as conversations_router
 from chatbackend.dependencies import State
 from chatbackend.gctune import tune_garbage_collector
@@ -103,6 +105,11 @@ def create_app(
             await store.aclose()
             raise
         access = build_access(settings, store, keys=api_keys(settings, database))
+        leases = LeaseKeeper(
+            ConversationRepository(database),
+            lease=settings.conversation_lease_seconds,
+            longest_turn=settings.chat_response_timeout + settings.conversation_lease_seconds,
+        )
         documents = None
         try:
             logger.info(
@@ -122,6 +129,7 @@ def create_app(
                 "settings": settings,
                 "service": service,
                 "database": database,
+                "leases": leases,
                 "access": access,
                 "documents": documents,
             }
@@ -129,6 +137,7 @@ def create_app(
             if documents is not None:
                 await documents.aclose()
             await access.aclose()
+            await leases.aclose()
             await database.aclose()
             await provider.aclose()
             if owned_telemetry is not None:

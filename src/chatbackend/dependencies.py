@@ -13,6 +13,7 @@ from chatbackend.access.service import Access
 from chatbackend.access.usage import meter_for
 from chatbackend.chat import ChatService, Hook
 from chatbackend.context.tokens import counter_for
+from chatbackend.conversations.leases import LeaseKeeper
 from chatbackend.conversations.repository import ConversationRepository
 from chatbackend.conversations.service import ConversationService
 from chatbackend.conversations.turns import ConversationChat
@@ -27,6 +28,7 @@ class State(TypedDict):
     settings: Settings
     service: ChatService
     database: Database
+    leases: LeaseKeeper
     access: Access
     documents: DocumentService | None
 
@@ -74,9 +76,12 @@ async def get_conversations(database: DatabaseDep) -> ConversationService:
 ConversationsDep = Annotated[ConversationService, Depends(get_conversations)]
 
 
-async def get_conversation_chat(database: DatabaseDep, service: ServiceDep) -> ConversationChat:
+async def get_conversation_chat(
+    request: Request, database: DatabaseDep, service: ServiceDep
+) -> ConversationChat:
     count = counter_for(service.provider)
-    return ConversationChat(ConversationRepository(database), service, count=count)
+    leases = cast(LeaseKeeper, request.state.leases)
+    return ConversationChat(ConversationRepository(database), service, leases, count=count)
 
 
 ConversationChatDep = Annotated[ConversationChat, Depends(get_conversation_chat)]

@@ -9,12 +9,13 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from pydantic import JsonValue
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbackend import errors
@@ -110,14 +111,26 @@ class ConversationRepository:
         content: str,
         system_prompt: str | None,
         lease: timedelta,
+        check: Callable[[Conversation], None],
     ) -> Turn:
         """Take the conversation's lease and commit the user message, in one transaction.
 
         The lease is one conditional UPDATE, so of concurrent turns (in any process) exactly one
-        wins; the others get ``ConversationBusy`` and store nothing.
+        wins; the others get ``ConversationBusy`` and store nothing. ``check`` sees the
+        conversation as the turn will have it (its system prompt replaced by ``system_prompt``,
+        if given) before anything is written; whatever it raises rolls the transaction back, so
+        a refused turn stores nothing and leaves the conversation free.
         """
         token = str(uuid.uuid4())
         now = utcnow()
+        changes: dict[str, Any] = {
+            "busy_token": token,
+            "busy_until": now + lease,
+            "message_count": ConversationRow.message_count + 1,
+            "updated_at": now,
+        }
+        if system_prompt is not None:
+            changes["system_prompt"] = system_prompt
         async with self._database.session() as session, session.begin():
             taken = await session.execute(
                 update(ConversationRow)
@@ -126,19 +139,37 @@ class ConversationRepository:
                     _owned_by(owner),
                     or_(ConversationRow.busy_token.is_(None), ConversationRow.busy_until < now),
                 )
-                .values(busy_token=token, busy_until=now + lease)
-                .returning(ConversationRow.id)
+                .values(changes)
+                .returning(*_CONVERSATION_COLUMNS, ConversationRow.message_count)
             )
-            if taken.first() is None:
+            row = taken.first()
+            if row is None:
                 await _load(session, owner, conversation_id)  # 404 when it is not there
                 raise errors.ConversationBusy()
-            row = await _load(session, owner, conversation_id)
+            conversation = Conversation(*row[:-1])
+            check(conversation)
             history = await _history(session, conversation_id)
-            if system_prompt is not None:
-                row.system_prompt = system_prompt
-            user = _message_row(row, "user", content, now)
-            session.add(user)
-        return Turn(_conversation(row), history, user.id, uuid.uuid4(), token)
+            user_id = uuid.uuid4()
+            await session.execute(
+                insert(MessageRow).values(
+                    id=user_id,
+                    conversation_id=conversation_id,
+                    seq=row.message_count,
+                    role="user",
+                    content=content,
+                    created_at=now,
+                )
+            )
+        return Turn(conversation, history, user_id, uuid.uuid4(), token)
+
+    async def renew_leases(self, tokens: list[str], lease: timedelta) -> None:
+        """Move the leases held with ``tokens`` to ``lease`` from now (one UPDATE)."""
+        async with self._database.session() as session, session.begin():
+            await session.execute(
+                update(ConversationRow)
+                .where(ConversationRow.busy_token.in_(tokens))
+                .values(busy_until=utcnow() + lease)
+            )
 
     async def finish_turn(self, turn: Turn, answer: StoredAnswer | None) -> bool:
         """Store ``answer`` (if any) and give the lease back; False when the lease was lost (the
@@ -167,6 +198,17 @@ class ConversationRepository:
         return True
 
 
+# The columns of a ``Conversation``, in its fields' order.
+_CONVERSATION_COLUMNS = (
+    ConversationRow.id,
+    ConversationRow.title,
+    ConversationRow.meta,
+    ConversationRow.system_prompt,
+    ConversationRow.created_at,
+    ConversationRow.updated_at,
+)
+
+
 def _owned_by(owner: Owner) -> ColumnElement[bool]:
     return ConversationRow.owner_id.is_not_distinct_from(owner)
 
@@ -187,19 +229,6 @@ async def _history(session: AsyncSession, conversation_id: uuid.UUID) -> list[St
         .order_by(MessageRow.seq)
     )
     return [_message(row) for row in rows]
-
-
-def _message_row(row: ConversationRow, role: StoredRole, content: str, now: datetime) -> MessageRow:
-    row.message_count += 1
-    row.updated_at = now
-    return MessageRow(
-        id=uuid.uuid4(),
-        conversation_id=row.id,
-        seq=row.message_count,
-        role=role,
-        content=content,
-        created_at=now,
-    )
 
 
 def _answer_row(turn: Turn, answer: StoredAnswer, *, seq: int, now: datetime) -> MessageRow:

@@ -9,34 +9,42 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import timedelta
 
 from chatbackend import errors
 from chatbackend.access.caller import Caller
 from chatbackend.chat import Answer, ChatService, Outcome
 from chatbackend.context.budget import answer_reserve, check_new_turn, fit
 from chatbackend.context.tokens import Count
-from chatbackend.conversations.domain import StoredAnswer, Turn
+from chatbackend.conversations.domain import Conversation, StoredAnswer, Turn
+from chatbackend.conversations.leases import LeaseKeeper
 from chatbackend.conversations.repository import ConversationRepository
 from chatbackend.conversations.service import parse_id
 from chatbackend.protocol import ChatRequest
 from chatbackend.providers.base import Message
 
 logger = logging.getLogger("chatbackend.conversations")
-# How long past the response deadline a lease outlives a server that died mid-answer.
-LEASE_MARGIN_SECONDS = 30.0
 
 
 class ConversationChat:
     def __init__(
-        self, repository: ConversationRepository, chat: ChatService, *, count: Count
+        self,
+        repository: ConversationRepository,
+        chat: ChatService,
+        leases: LeaseKeeper,
+        *,
+        count: Count,
     ) -> None:
         self._repository = repository
         self._chat = chat
+        self._leases = leases
         self._count = count
 
     async def start(self, caller: Caller, raw_id: str, body: ChatRequest) -> Answer:
-        """The unopened answer to the new turn in ``body``; its user message is committed."""
+        """The unopened answer to the new turn in ``body``; its user message is committed.
+
+        Everything that can refuse the turn (the id, the body, the context budget, the lease)
+        refuses it before the user message is written, so a refused turn stores nothing.
+        """
         conversation_id = parse_id(raw_id)
         new_system, new_user = _new_turn(body)
         generation = self._chat.prepare(body)
@@ -45,26 +53,34 @@ class ConversationChat:
             settings.context_tokens, generation.options.max_tokens
         )
         user = Message(role="user", content=new_user)
-        check_new_turn([user], budget=budget, count=self._count)
+        user_tokens = check_new_turn([user], budget=budget, count=self._count)
+
+        def check(conversation: Conversation) -> None:
+            # The system prompt the turn will be sent with fits beside the new message.
+            system = _system(conversation, settings.chat_system_prompt)
+            fixed = [system] if system else []
+            check_new_turn(fixed, budget=budget, count=self._count, counted=user_tokens)
+
         turn = await self._repository.begin_turn(
             caller.key_id,
             conversation_id,
             content=new_user,
             system_prompt=new_system,
-            lease=timedelta(seconds=settings.chat_response_timeout + LEASE_MARGIN_SECONDS),
+            lease=self._leases.lease,
+            check=check,
         )
+        self._leases.hold(turn.token)
         try:
-            prompt = turn.conversation.system_prompt or settings.chat_system_prompt
+            system = _system(turn.conversation, settings.chat_system_prompt)
             history = [Message(role=m.role, content=m.content) for m in turn.history]
-            system = Message(role="system", content=prompt) if prompt else None
             messages = fit(system, history, user, budget=budget, count=self._count)
         except BaseException:
-            await self._repository.finish_turn(turn, None)
+            await self._finish(turn, None)
             raise
         answer = self._chat.answer(replace(generation, messages=messages))
 
         async def store(outcome: Outcome) -> None:
-            await self._store(turn, outcome)
+            await self._finish(turn, _stored(outcome))
 
         answer.on_finish(store)
         answer.context_final.update(
@@ -72,8 +88,12 @@ class ConversationChat:
         )
         return answer
 
-    async def _store(self, turn: Turn, outcome: Outcome) -> None:
-        if not await self._repository.finish_turn(turn, _stored(outcome)):
+    async def _finish(self, turn: Turn, answer: StoredAnswer | None) -> None:
+        try:
+            stored = await self._repository.finish_turn(turn, answer)
+        finally:
+            self._leases.release(turn.token)
+        if not stored:
             logger.warning("answer not stored: the conversation was deleted or its lease expired")
 
 
@@ -86,6 +106,11 @@ def _stored(outcome: Outcome) -> StoredAnswer | None:
         return StoredAnswer(outcome.text, outcome.finish_reason, outcome.usage, outcome.model)
     reason = "cancelled" if outcome.ending == "cancelled" else "incomplete"
     return StoredAnswer(outcome.text, reason, None, outcome.model)
+
+
+def _system(conversation: Conversation, default: str) -> Message | None:
+    prompt = conversation.system_prompt or default
+    return Message(role="system", content=prompt) if prompt else None
 
 
 def _new_turn(body: ChatRequest) -> tuple[str | None, str]:
