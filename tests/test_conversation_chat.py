@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from sqlalchemy import event
 
 from chatbackend.app import create_app
 from chatbackend.context.budget import PER_MESSAGE_TOKENS
@@ -19,7 +20,7 @@ from chatbackend.context.tokens import tiktoken_count
 from chatbackend.settings import load_settings
 from loadtests.fake_upstream import FakeUpstream
 from tests.databases import stored_conversation
-from tests.servers import serve
+from tests.servers import serve, serve_with_state
 
 TURN: dict[str, Any] = {"messages": [{"role": "user", "content": "Tell me a story"}]}
 ANSWER = "The quick brown fox jumps"
@@ -382,3 +383,33 @@ def test_the_chat_routes_document_their_error_shapes(url: str) -> None:
         for status in ("404", "409", "422"):
             schema = responses[status]["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def test_a_turn_costs_five_statements(fake_upstream: FakeUpstream, database_url: str) -> None:
+    """The per-turn database path: take the lease and read the history (UPDATE ... RETURNING,
+    SELECT), write the user message (INSERT); then store the answer and give the lease back
+    (UPDATE ... RETURNING, INSERT). Two transactions, no reads of the conversation row."""
+    fake_upstream.configure(tokens=5)
+    settings = load_settings(
+        chat_provider="compatible",
+        chat_base_url=fake_upstream.base_url,
+        chat_model="fake-model",
+        database_url=database_url,
+    )
+    statements: list[str] = []
+
+    def note(*args: Any) -> None:
+        statement = str(args[2]).lstrip().split(None, 1)[0].upper()
+        if statement in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+            statements.append(statement)
+
+    with serve_with_state(create_app(settings)) as (url, state):
+        conversation_id = _new(url)
+        engine = state["database"].engine.sync_engine
+        event.listen(engine, "before_cursor_execute", note)
+        try:
+            path = f"{url}/conversations/{conversation_id}/chat/stream"
+            httpx2.post(path, json=TURN).raise_for_status()
+        finally:
+            event.remove(engine, "before_cursor_execute", note)
+    assert statements == ["UPDATE", "SELECT", "INSERT", "UPDATE", "INSERT"]
