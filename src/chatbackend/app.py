@@ -23,6 +23,7 @@ from chatbackend.access.ratelimit import RATE_LIMIT_HEADERS, LimitStore
 from chatbackend.access.repository import api_keys
 from chatbackend.access.service import build_access
 from chatbackend.chat import ChatService
+from chatbackend.context.tokens import load_counter
 from chatbackend.conversations.leases import LeaseKeeper
 from chatbackend.conversations.repository import ConversationRepository
 from chatbackend.conversations.routes import router as conversations_router
@@ -122,6 +123,7 @@ def create_app(
             documents = await open_documents(
                 settings, database, transport=transport, credential=credential
             )
+            await load_counter(provider)
             tracer = telemetry.tracer(provider, settings) if telemetry is not None else None
             service = ChatService(provider, settings, tracer=tracer, tools=tool_runner)
             tune_garbage_collector(settings.gc_threshold)

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 from pydantic import JsonValue
-from sqlalchemy import ColumnElement, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbackend import errors
@@ -123,26 +123,16 @@ class ConversationRepository:
         """
         token = str(uuid.uuid4())
         now = utcnow()
-        changes: dict[str, Any] = {
-            "busy_token": token,
-            "busy_until": now + lease,
-            "message_count": ConversationRow.message_count + 1,
-            "updated_at": now,
+        lease_values = {
+            "p_id": conversation_id,
+            "p_owner": owner,
+            "p_now": now,
+            "p_token": token,
+            "p_until": now + lease,
+            "p_system_prompt": system_prompt,
         }
-        if system_prompt is not None:
-            changes["system_prompt"] = system_prompt
         async with self._database.session() as session, session.begin():
-            taken = await session.execute(
-                update(ConversationRow)
-                .where(
-                    ConversationRow.id == conversation_id,
-                    _owned_by(owner),
-                    or_(ConversationRow.busy_token.is_(None), ConversationRow.busy_until < now),
-                )
-                .values(changes)
-                .returning(*_CONVERSATION_COLUMNS, ConversationRow.message_count)
-            )
-            row = taken.first()
+            row = (await session.execute(_TAKE_LEASE, lease_values)).first()
             if row is None:
                 await _load(session, owner, conversation_id)  # 404 when it is not there
                 raise errors.ConversationBusy()
@@ -150,16 +140,15 @@ class ConversationRepository:
             check(conversation)
             history = await _history(session, conversation_id)
             user_id = uuid.uuid4()
-            await session.execute(
-                insert(MessageRow).values(
-                    id=user_id,
-                    conversation_id=conversation_id,
-                    seq=row.message_count,
-                    role="user",
-                    content=content,
-                    created_at=now,
-                )
-            )
+            user = {
+                "id": user_id,
+                "conversation_id": conversation_id,
+                "seq": row.message_count,
+                "role": "user",
+                "content": content,
+                "created_at": now,
+            }
+            await session.execute(_INSERT_MESSAGE, user)
         return Turn(conversation, history, user_id, uuid.uuid4(), token)
 
     async def renew_leases(self, tokens: list[str], lease: timedelta) -> None:
@@ -175,22 +164,14 @@ class ConversationRepository:
         """Store ``answer`` (if any) and give the lease back; False when the lease was lost (the
         conversation was deleted, or the lease expired and another turn took it)."""
         now = utcnow()
+        release = {
+            "p_id": turn.conversation.id,
+            "p_token": turn.token,
+            "p_now": now,
+            "p_count": int(answer is not None),
+        }
         async with self._database.session() as session, session.begin():
-            held = await session.execute(
-                update(ConversationRow)
-                .where(
-                    ConversationRow.id == turn.conversation.id,
-                    ConversationRow.busy_token == turn.token,
-                )
-                .values(
-                    busy_token=None,
-                    busy_until=None,
-                    message_count=ConversationRow.message_count + int(answer is not None),
-                    updated_at=now,
-                )
-                .returning(ConversationRow.message_count)
-            )
-            seq = held.scalar_one_or_none()
+            seq = (await session.execute(_GIVE_LEASE_BACK, release)).scalar_one_or_none()
             if seq is None:
                 return False
             if answer is not None:
@@ -207,6 +188,40 @@ _CONVERSATION_COLUMNS = (
     ConversationRow.created_at,
     ConversationRow.updated_at,
 )
+
+
+# The statements of a turn, built once (building a statement costs more than running it).
+# Taking the lease also numbers the user message and sets the system prompt, if one is sent.
+_TAKE_LEASE = (
+    update(ConversationRow)
+    .where(
+        ConversationRow.id == bindparam("p_id"),
+        ConversationRow.owner_id.is_not_distinct_from(bindparam("p_owner")),
+        or_(ConversationRow.busy_token.is_(None), ConversationRow.busy_until < bindparam("p_now")),
+    )
+    .values(
+        busy_token=bindparam("p_token"),
+        busy_until=bindparam("p_until"),
+        message_count=ConversationRow.message_count + 1,
+        updated_at=bindparam("p_now"),
+        system_prompt=func.coalesce(bindparam("p_system_prompt"), ConversationRow.system_prompt),
+    )
+    .returning(*_CONVERSATION_COLUMNS, ConversationRow.message_count)
+)
+_GIVE_LEASE_BACK = (
+    update(ConversationRow)
+    .where(
+        ConversationRow.id == bindparam("p_id"), ConversationRow.busy_token == bindparam("p_token")
+    )
+    .values(
+        busy_token=None,
+        busy_until=None,
+        message_count=ConversationRow.message_count + bindparam("p_count"),
+        updated_at=bindparam("p_now"),
+    )
+    .returning(ConversationRow.message_count)
+)
+_INSERT_MESSAGE = insert(MessageRow.metadata.tables[MessageRow.__tablename__])
 
 
 def _owned_by(owner: Owner) -> ColumnElement[bool]:
