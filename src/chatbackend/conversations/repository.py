@@ -179,49 +179,59 @@ class ConversationRepository:
         return True
 
 
-# The columns of a ``Conversation``, in its fields' order.
-_CONVERSATION_COLUMNS = (
-    ConversationRow.id,
-    ConversationRow.title,
-    ConversationRow.meta,
-    ConversationRow.system_prompt,
-    ConversationRow.created_at,
-    ConversationRow.updated_at,
-)
-
-
 # The statements of a turn, built once (building a statement costs more than running it).
 # Taking the lease also numbers the user message and sets the system prompt, if one is sent.
+# Core statements on the tables, not the ORM: an ORM UPDATE first evaluates its WHERE against
+# every loaded object, and ORM rows cost several times a plain row to load.
+_CONVERSATIONS = ConversationRow.metadata.tables[ConversationRow.__tablename__]
+_MESSAGES = MessageRow.metadata.tables[MessageRow.__tablename__]
+_conversation_columns = _CONVERSATIONS.c
+_CONVERSATION_FIELDS = ("id", "title", "metadata", "system_prompt", "created_at", "updated_at")
 _TAKE_LEASE = (
-    update(ConversationRow)
+    update(_CONVERSATIONS)
     .where(
-        ConversationRow.id == bindparam("p_id"),
-        ConversationRow.owner_id.is_not_distinct_from(bindparam("p_owner")),
-        or_(ConversationRow.busy_token.is_(None), ConversationRow.busy_until < bindparam("p_now")),
+        _conversation_columns.id == bindparam("p_id"),
+        _conversation_columns.owner_id.is_not_distinct_from(bindparam("p_owner")),
+        or_(
+            _conversation_columns.busy_token.is_(None),
+            _conversation_columns.busy_until < bindparam("p_now"),
+        ),
     )
     .values(
         busy_token=bindparam("p_token"),
         busy_until=bindparam("p_until"),
-        message_count=ConversationRow.message_count + 1,
+        message_count=_conversation_columns.message_count + 1,
         updated_at=bindparam("p_now"),
-        system_prompt=func.coalesce(bindparam("p_system_prompt"), ConversationRow.system_prompt),
+        system_prompt=func.coalesce(
+            bindparam("p_system_prompt"), _conversation_columns.system_prompt
+        ),
     )
-    .returning(*_CONVERSATION_COLUMNS, ConversationRow.message_count)
+    .returning(
+        # a Conversation's fields, in order, then the user message's sequence number
+        *(_conversation_columns[name] for name in _CONVERSATION_FIELDS),
+        _conversation_columns.message_count,
+    )
 )
 _GIVE_LEASE_BACK = (
-    update(ConversationRow)
+    update(_CONVERSATIONS)
     .where(
-        ConversationRow.id == bindparam("p_id"), ConversationRow.busy_token == bindparam("p_token")
+        _conversation_columns.id == bindparam("p_id"),
+        _conversation_columns.busy_token == bindparam("p_token"),
     )
     .values(
         busy_token=None,
         busy_until=None,
-        message_count=ConversationRow.message_count + bindparam("p_count"),
+        message_count=_conversation_columns.message_count + bindparam("p_count"),
         updated_at=bindparam("p_now"),
     )
-    .returning(ConversationRow.message_count)
+    .returning(_conversation_columns.message_count)
 )
-_INSERT_MESSAGE = insert(MessageRow.metadata.tables[MessageRow.__tablename__])
+_INSERT_MESSAGE = insert(_MESSAGES)
+_HISTORY = (
+    select(_MESSAGES)
+    .where(_MESSAGES.c.conversation_id == bindparam("p_id"))
+    .order_by(_MESSAGES.c.seq)
+)
 
 
 def _owned_by(owner: Owner) -> ColumnElement[bool]:
@@ -238,11 +248,7 @@ async def _load(session: AsyncSession, owner: Owner, conversation_id: uuid.UUID)
 
 
 async def _history(session: AsyncSession, conversation_id: uuid.UUID) -> list[StoredMessage]:
-    rows = await session.scalars(
-        select(MessageRow)
-        .where(MessageRow.conversation_id == conversation_id)
-        .order_by(MessageRow.seq)
-    )
+    rows = await session.execute(_HISTORY, {"p_id": conversation_id})
     return [_message(row) for row in rows]
 
 
@@ -274,7 +280,8 @@ def _conversation(row: ConversationRow) -> Conversation:
     )
 
 
-def _message(row: MessageRow) -> StoredMessage:
+def _message(row: Any) -> StoredMessage:
+    """A message from a ``MessageRow`` or a plain row of the messages table (same names)."""
     usage = None
     if row.prompt_tokens is not None and row.completion_tokens is not None:
         total = row.total_tokens or row.prompt_tokens + row.completion_tokens
