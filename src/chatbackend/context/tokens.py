@@ -66,8 +66,9 @@ def counter_for(provider: object) -> Count:
 
 
 async def load_counter(provider: object) -> Count:
-    """``counter_for(provider)``, loaded in a thread: building ``o200k_base`` takes about a second
+    """``counter_for(provider)``, ready: building ``o200k_base`` takes about a second
     of CPU, which would otherwise stall the worker's event loop at its first conversation turn."""
     count = counter_for(provider)
-    await asyncio.to_thread(count, "")
+    if count is tiktoken_count:
+        await asyncio.to_thread(o200k_base)
     return count
