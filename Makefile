@@ -23,7 +23,7 @@ WEB_VENDOR ?= src/chatbackend/web/vendor
 CHAT_PROTOCOL := node_modules/@microsoft/ai-chat-protocol
 INFRA_TESTS := tests/test_infra.py tests/test_deploy_tools.py tests/test_serving.py tests/test_graceful_shutdown.py
 
-.PHONY: install tools web-vendor run test lint check-infra bench bench-local bench-tracing bench-access bench-retrieval bench-tools bench-history profile loadtest clean
+.PHONY: install tools web-vendor run test lint check-infra bench bench-local bench-tracing bench-access bench-batch bench-retrieval bench-tools bench-history profile loadtest clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,11 @@ bench-tracing: install
 bench-access: install
 	$(BIN)/python -m loadtests.bench_access --output bench-results/access.json
 
+# One POST /batch of 100 items on a paced fake upstream: its time over ceil(100/BATCH_CONCURRENCY)
+# answer times (bench-results/batch.json).
+bench-batch: install
+	$(BIN)/python -m loadtests.bench_batch --output bench-results/batch.json
+
 # Ingestion rate and /search latency at 10,000 chunks on SQLite and PostgreSQL (embedded embedder).
 bench-retrieval: install
 	$(BIN)/python -m loadtests.bench_retrieval --output bench-results/retrieval.json
@@ -101,7 +106,7 @@ bench-history: install
 # writes bench-results/run-N.json (+ .png), dev-N.json and the medians with their spread in
 # bench-results/summary.json and summary.md.
 BENCH_RUNS ?= 3
-bench: install bench-local bench-tracing bench-access bench-retrieval bench-tools bench-history
+bench: install bench-local bench-tracing bench-access bench-batch bench-retrieval bench-tools bench-history
 	$(BIN)/python -m loadtests.bench_repeat --runs $(BENCH_RUNS)
 
 # Where the worker's CPU goes under load (py-spy): bench-results/profile.txt.

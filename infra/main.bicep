@@ -65,11 +65,37 @@ param maxReplicas int = 3
 @description('Concurrent requests (streams included) per replica before the HTTP rule adds one.')
 param concurrentRequestsPerReplica int = 40
 
+@description('Keep conversations, API keys and documents in Azure Database for PostgreSQL (Entra authentication only). False: SQLite inside the container, lost with the replica; use it with maxReplicas 1 only.')
+param enablePostgres bool = true
+
+@description('PostgreSQL compute: Burstable B1ms is the smallest; GeneralPurpose for production load.')
+param postgresSkuName string = 'Standard_B1ms'
+
+@allowed([
+  'Burstable'
+  'GeneralPurpose'
+  'MemoryOptimized'
+])
+param postgresSkuTier string = 'Burstable'
+
+@description('PostgreSQL major version (pgvector is allow-listed on every supported one).')
+param postgresVersion string = '16'
+
+@minValue(32)
+@description('PostgreSQL storage in GiB; it grows by itself when nearly full.')
+param postgresStorageSizeGB int = 32
+
+@description('Azure Managed Redis SKU, deployed when maxReplicas > 1 so that rate limits and provider cool-downs hold across replicas.')
+param redisSkuName string = 'Balanced_B0'
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
 }
 var reuseOpenAi = !empty(existingOpenAiName)
+// Several replicas share their rate-limit windows and provider cool-downs through Redis.
+var enableRedis = maxReplicas > 1
+var databaseName = 'chatbackend'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -135,6 +161,35 @@ module openAiAccess 'modules/openai-access.bicep' = {
   }
 }
 
+module postgres 'modules/postgres.bicep' = if (enablePostgres) {
+  name: 'postgres'
+  scope: rg
+  params: {
+    name: 'psql-${resourceToken}'
+    location: location
+    tags: tags
+    databaseName: databaseName
+    appIdentityName: identity.outputs.name
+    appPrincipalId: identity.outputs.principalId
+    skuName: postgresSkuName
+    skuTier: postgresSkuTier
+    version: postgresVersion
+    storageSizeGB: postgresStorageSizeGB
+  }
+}
+
+module redis 'modules/redis.bicep' = if (enableRedis) {
+  name: 'redis'
+  scope: rg
+  params: {
+    name: 'redis-${resourceToken}'
+    location: location
+    tags: tags
+    appPrincipalId: identity.outputs.principalId
+    skuName: redisSkuName
+  }
+}
+
 module app 'modules/app.bicep' = {
   name: 'app'
   scope: rg
@@ -153,6 +208,10 @@ module app 'modules/app.bicep' = {
     minReplicas: minReplicas
     maxReplicas: maxReplicas
     concurrentRequestsPerReplica: concurrentRequestsPerReplica
+    // The identity signs in as the database role of its own name, with an Entra token.
+    databaseUrl: enablePostgres ? 'postgresql+asyncpg://${identity.outputs.name}@${postgres.outputs.host}:5432/${databaseName}?ssl=require' : ''
+    // No user name: the app signs in as the object id its Entra token carries.
+    redisUrl: enableRedis ? 'rediss://${redis.outputs.host}:${redis.outputs.port}/0' : ''
   }
 }
 
@@ -166,3 +225,7 @@ output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registry.outputs.loginServer
 output AZURE_CONTAINER_ENVIRONMENT_NAME string = app.outputs.environmentName
 output SERVICE_API_NAME string = app.outputs.name
 output SERVICE_API_URI string = app.outputs.uri
+output POSTGRES_HOST string = enablePostgres ? postgres.outputs.host : ''
+output POSTGRES_DATABASE string = enablePostgres ? databaseName : ''
+output POSTGRES_USERNAME string = enablePostgres ? identity.outputs.name : ''
+output REDIS_HOST string = enableRedis ? redis.outputs.host : ''

@@ -484,6 +484,7 @@ class ToolCall:
 EXAMPLE_ARGUMENTS = {
     "calculate": '{"expression": "(17 * 3) / 4"}',
     "get_current_time": '{"timezone": "Europe/Paris"}',
+    "search_documents": '{"query": "How many hearts does an octopus have?", "top_k": 2}',
 }
 # Argument text is streamed this many characters at a time, so pieces end inside JSON strings.
 ARGUMENT_PIECE = 5

@@ -15,7 +15,17 @@ from typing import Any
 from pycep import BicepParser
 
 INFRA = Path(__file__).resolve().parents[1] / "infra"
-_BINARY = {"equals": "==", "not_equals": "!=", "and": "&&", "or": "||", "coalesce": "??"}
+_BINARY = {
+    "equals": "==",
+    "not_equals": "!=",
+    "greater_than": ">",
+    "greater_than_or_equals": ">=",
+    "less_than": "<",
+    "less_than_or_equals": "<=",
+    "and": "&&",
+    "or": "||",
+    "coalesce": "??",
+}
 
 
 @cache

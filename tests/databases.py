@@ -53,6 +53,13 @@ class Postgres:
             raise RuntimeError(f"psql {statement!r} failed: {done.stderr.strip()}")
         return done.stdout.strip()
 
+    def require_password(self, role: str) -> None:
+        """Make ``role`` (only) sign in with its password (scram-sha-256) instead of the trust
+        rule, so a wrong password is refused."""
+        hba = Path(self.sql("SHOW hba_file"))
+        hba.write_text(f'local all "{role}" scram-sha-256\n' + hba.read_text())
+        self.sql("SELECT pg_reload_conf()")
+
     @contextmanager
     def fresh_database(self) -> Iterator[str]:
         """A new empty database for one test; dropped (connections closed) after it."""

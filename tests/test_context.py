@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from chatbackend import errors
-from chatbackend.context.budget import PER_MESSAGE_TOKENS, answer_reserve, fit
+from chatbackend.context.budget import PER_MESSAGE_TOKENS, answer_reserve, cost, fit
 from chatbackend.context.tokens import counter_for, o200k_base, tiktoken_count
-from chatbackend.providers.base import Message
+from chatbackend.providers.base import Message, ToolCall
 
 _OFFLINE = textwrap.dedent(
     """
@@ -93,3 +93,35 @@ def test_the_answer_reserve_is_max_tokens_or_a_quarter_up_to_1024() -> None:
     assert answer_reserve(16_000, 200) == 200
     assert answer_reserve(16_000, None) == 1024
     assert answer_reserve(2048, None) == 512
+
+
+def _tool_turn(question: str, result_words: int) -> list[Message]:
+    call = ToolCall(id=f"call_{question}", name="lookup", arguments='{"topic": "hello"}')
+    return [
+        Message("user", question),
+        Message("assistant", "", tool_calls=(call,)),
+        Message("tool", _words(result_words), tool_call_id=call.id),
+        Message("assistant", _words(5)),
+    ]
+
+
+def test_a_tool_turn_is_kept_or_dropped_whole() -> None:
+    system = Message("system", "Be brief.")
+    old, middle = _tool_turn("old", 10), _tool_turn("middle", 200)
+    newest = [Message("user", "newest"), Message("assistant", _words(5))]
+    new = Message("user", "And now?")
+    history = [*old, *middle, *newest]
+    everything = fit(system, history, new, budget=10_000, count=tiktoken_count)
+    assert everything == [system, *history, new]
+    # The middle turn's tool result alone is over what is left: the whole turn goes, and the
+    # older one with it (only the newest turns are kept), never the tool message by itself.
+    kept = fit(system, history, new, budget=150, count=tiktoken_count)
+    assert kept == [system, *newest, new]
+    assert not any(m.role == "tool" or m.tool_calls for m in kept)
+
+
+def test_tool_calls_count_towards_the_budget() -> None:
+    call = ToolCall(id="call_1", name="lookup", arguments='{"topic": "' + _words(50) + '"}')
+    asked = Message("assistant", "", tool_calls=(call,))
+    assert cost(asked, tiktoken_count) >= 50 + PER_MESSAGE_TOKENS
+    assert cost(Message("assistant", ""), tiktoken_count) == PER_MESSAGE_TOKENS

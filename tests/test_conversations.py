@@ -148,3 +148,13 @@ def test_error_shapes_are_in_the_openapi_document(client: TestClient) -> None:
         schema = by_id[method]["responses"]["404"]["content"]["application/json"]["schema"]
         assert schema == {"$ref": "#/components/schemas/ErrorResponse"}
     assert "422" in paths["/conversations"]["post"]["responses"]
+
+
+def test_stored_tool_messages_are_in_the_openapi_document(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    message = schemas["MessageOut"]
+    assert set(message["required"]) == {"id", "role", "content", "created_at"}
+    assert message["properties"]["role"]["enum"] == ["user", "assistant", "tool"]
+    assert {"tool_calls", "tool_call_id", "name", "error"} <= set(message["properties"])
+    assert set(schemas["ToolCallOut"]["required"]) == {"id", "name", "arguments"}
+    assert [example["role"] for example in message["examples"]] == ["assistant", "tool"]

@@ -122,6 +122,20 @@ def test_modes_and_top_k(database_url: str) -> None:
             assert response.json()["error"]["code"] == "invalid_request"
 
 
+def test_vectors_without_direction_match_nothing(database_url: str) -> None:
+    """A text with no word embeds (here) as the zero vector, whose cosine distance is undefined:
+    such a chunk or query finds nothing by vector, and the search still answers (it was a 500)."""
+    with client(rag_settings(database_url)) as api:
+        upload(api, "Marks", "!!! ??? ...")
+        upload(api, "Animals", ANIMALS)
+        for mode in ("hybrid", "vector", "text"):
+            response = api.post("/search", json={"query": "¿?", "mode": mode})
+            assert (response.status_code, response.json()["results"]) == (200, []), mode
+            found = api.post("/search", json={"query": "octopus hearts", "mode": mode}).json()
+            assert [hit["title"] for hit in found["results"]][:1] == ["Animals"], mode
+            assert all(hit["title"] != "Marks" for hit in found["results"]), mode
+
+
 def test_pagination_is_newest_first_and_stable(database_url: str) -> None:
     with client(rag_settings(database_url)) as api:
         ids = [upload(api, f"doc {i}", f"text number {i}")["id"] for i in range(5)]
@@ -187,8 +201,11 @@ def test_oversized_documents_are_413(database_url: str) -> None:
 
 def test_an_empty_document_is_refused(database_url: str) -> None:
     with client(rag_settings(database_url)) as api:
+        # As JSON, the documented pattern of ``text`` refuses it before the route runs.
         empty = api.post("/documents", json={"title": "t", "text": "  \n\n  "})
-        assert empty.status_code == 422 and empty.json()["error"]["code"] == "empty_document"
+        error = empty.json()["error"]
+        assert (empty.status_code, error["code"]) == (422, "invalid_request")
+        assert error["message"].startswith("text: ")
         html = api.post(
             "/documents", files={"file": ("e.html", b"<script>1</script>", "text/html")}
         )

@@ -15,10 +15,14 @@ from typing import Any
 import httpx2
 import pytest
 from fastapi.testclient import TestClient
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from chatbackend.app import create_app
 from chatbackend.requestlog import LOGGER_NAME
 from chatbackend.settings import load_settings
+from chatbackend.telemetry import start_telemetry
 from loadtests.fake_upstream import FakeUpstream
 from tests.processes import server_processes
 from tests.servers import free_port
@@ -171,3 +175,48 @@ def test_the_request_log_names_the_provider_that_served(
     (line,) = [entry for entry in lines if entry["path"] == "/chat"]
     assert (line["provider"], line["model"]) == ("compatible", "fallback-model")
     assert line["upstream_calls"] == 1  # one attempt of the service; the chain made two calls
+
+
+@pytest.mark.parametrize("route", ["/chat", "/chat/stream"])
+def test_the_client_span_names_the_member_that_served(
+    primary: FakeUpstream, fallback: FakeUpstream, route: str
+) -> None:
+    primary.queue(fault="server_error")
+    settings = chain_settings(primary.base_url, fallback)
+    spans, metrics = InMemorySpanExporter(), InMemoryMetricReader()
+    telemetry = start_telemetry(settings, span_exporter=spans, metric_reader=metrics)
+    assert telemetry is not None
+    try:
+        with TestClient(create_app(settings, telemetry=telemetry)) as client:
+            response = client.post(route, json=REQUEST)
+    finally:
+        telemetry.shutdown()
+    assert response.status_code == 200
+    model = (final_line(response) if route == "/chat/stream" else response.json())["context"]
+    assert model["model"] == "fallback-model"
+    (llm,) = [s for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert llm.name == "chat fallback-model"
+    found = dict(llm.attributes or {})
+    assert found["gen_ai.provider.name"] == found["gen_ai.system"] == "openai.compatible"
+    assert found["gen_ai.request.model"] == found["gen_ai.response.model"] == "fallback-model"
+    assert (found["server.address"], found["server.port"]) == ("127.0.0.1", fallback.port)
+    assert "error.type" not in found
+    assert primary.snapshot()["faults"] == {"server_error": 1}
+
+
+def test_the_span_of_a_primary_that_served_names_the_primary(
+    primary: FakeUpstream, fallback: FakeUpstream
+) -> None:
+    settings = chain_settings(primary.base_url, fallback)
+    spans, metrics = InMemorySpanExporter(), InMemoryMetricReader()
+    telemetry = start_telemetry(settings, span_exporter=spans, metric_reader=metrics)
+    assert telemetry is not None
+    try:
+        with TestClient(create_app(settings, telemetry=telemetry)) as client:
+            assert client.post("/chat", json=REQUEST).status_code == 200
+    finally:
+        telemetry.shutdown()
+    (llm,) = [s for s in spans.get_finished_spans() if s.kind is SpanKind.CLIENT]
+    assert llm.name == "chat primary-model"
+    found = dict(llm.attributes or {})
+    assert (found["gen_ai.request.model"], found["server.port"]) == ("primary-model", primary.port)

@@ -236,3 +236,102 @@ def test_a_lone_surrogate_and_an_unparsable_body_are_refused_by_the_real_server(
         assert (got, error["error"]["code"]) == (status, code)
         assert server.request_lines()[-1]["error"] == code
     assert server.upstream.snapshot()["requests"] == before
+
+
+# -- the read deadline on a kept-alive connection: the second request ---------------------------
+KEPT_ALIVE_GET = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def read_response(sock: socket.socket, buffered: bytes = b"") -> tuple[bytes, bytes]:
+    """One response with a ``content-length`` from ``sock``; it and the bytes read after it."""
+    received = buffered
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before a whole response head: {received[:300]!r}"
+        received += chunk
+    head, _, rest = received.partition(b"\r\n\r\n")
+    length = int(dict(answer_head(head))["content-length"])
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed inside a response body: {received[:300]!r}"
+        rest += chunk
+    return head + b"\r\n\r\n" + rest[:length], rest[length:]
+
+
+def answer_head(head: bytes) -> list[tuple[str, str]]:
+    _, *lines = head.decode().split("\r\n")
+    return [tuple(line.lower().split(": ", 1)) for line in lines]  # type: ignore[misc]
+
+
+def second_request(
+    port: int, first: bytes, second: bytes, *, together: bool
+) -> tuple[bytes, float]:
+    """Send ``first`` (answered 200 on a kept-alive connection) then ``second``, in one write
+    (pipelined) or after the first answer; what the server sends after the first answer until it
+    closes, and the seconds from sending ``second`` to the close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT + 8) as sock:
+        started = time.monotonic()
+        sock.sendall(first + second if together else first)
+        response, rest = read_response(sock)
+        assert response.startswith(b"HTTP/1.1 200 "), response[:300]
+        assert b"connection: close" not in response.lower()
+        if not together:
+            started = time.monotonic()
+            sock.sendall(second)
+        return rest + read_until_closed(sock), time.monotonic() - started
+
+
+HALF_THE_HEADERS = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Half: "
+SHORT_BODY = (
+    b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    b'Content-Length: 1000\r\n\r\n{"messages": ['
+)
+# A blank line between requests is allowed (RFC 9112 2.2) and starts no request, but it used to
+# cancel the keep-alive timer: the connection then stayed open for good. (Sent in the same packet
+# as a request, the parser cannot tell it from that request's end: the keep-alive timer closes it.)
+BLANK_LINE = b"\r\n"
+SECOND_REQUESTS = [
+    pytest.param(HALF_THE_HEADERS, False, id="half-its-headers-after-the-answer"),
+    pytest.param(HALF_THE_HEADERS, True, id="half-its-headers-pipelined"),
+    pytest.param(SHORT_BODY, False, id="a-short-body-after-the-answer"),
+    pytest.param(SHORT_BODY, True, id="a-short-body-pipelined"),
+    pytest.param(BLANK_LINE, False, id="only-a-blank-line-after-the-answer"),
+]
+
+
+@pytest.mark.parametrize(("second", "together"), SECOND_REQUESTS)
+def test_a_second_request_that_stalls_is_408_after_the_read_timeout(
+    server: Server, second: bytes, together: bool
+) -> None:
+    before = server.upstream.snapshot()["requests"]
+    raw, took = second_request(server.port, KEPT_ALIVE_GET, second, together=together)
+    refused(raw, 408, "request_timeout")
+    assert READ_TIMEOUT * 0.9 < took < READ_TIMEOUT + 3, took
+    assert server.upstream.snapshot()["requests"] == before
+
+
+def test_a_second_request_that_arrives_in_time_is_served(server: Server) -> None:
+    """The deadline of the first request is not carried over to the second."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(KEPT_ALIVE_GET)
+        first, rest = read_response(sock)
+        time.sleep(READ_TIMEOUT * 0.6)
+        sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(READ_TIMEOUT * 0.6)
+        sock.sendall(b"Connection: close\r\n\r\n")
+        second, _ = read_response(sock, rest)
+    assert first.startswith(b"HTTP/1.1 200 ") and second.startswith(b"HTTP/1.1 200 "), second
+
+
+def test_a_stalled_pipelined_request_does_not_cut_the_answer_before_it(server: Server) -> None:
+    """The first request is whole and its answer is slower than the read timeout: it is answered,
+    and only then is the second one, whose head never ends, refused."""
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}]}).encode()
+    first = (
+        "POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    server.upstream.queue(1, ttft=READ_TIMEOUT * 1.5)
+    raw, took = second_request(server.port, first, HALF_THE_HEADERS, together=True)
+    refused(raw, 408, "request_timeout")
+    assert took < READ_TIMEOUT * 2.5 + 3, took

@@ -150,6 +150,8 @@ def test_every_bicep_file_parses() -> None:
         "modules/monitoring.bicep",
         "modules/openai-access.bicep",
         "modules/openai.bicep",
+        "modules/postgres.bicep",
+        "modules/redis.bicep",
         "modules/registry.bicep",
     ]
     for file in bicep_files():
@@ -218,16 +220,125 @@ def test_every_app_variable_is_a_setting_or_a_documented_standard_one() -> None:
         assert known, f"{name} is neither a Settings field nor a documented standard variable"
 
 
-def test_the_app_definition_configures_keyless_azure(monkeypatch: pytest.MonkeyPatch) -> None:
-    """settings.py, given the app's variables (expressions stand in for values), picks Azure
-    with the managed identity: no key is needed or present."""
-    for name, value in app_env().items():
+# What main.bicep passes the app module, as a deployment with every option on would.
+DEPLOYED_URLS = {
+    "databaseUrl": "postgresql+asyncpg://id-api-x@psql-x.postgres.database.azure.com:5432/"
+    "chatbackend?ssl=require",
+    "redisUrl": "rediss://redis-x.westeurope.redis.azure.net:10000/0",
+}
+
+
+def deployed_env(urls: dict[str, str]) -> dict[str, str]:
+    """The app's variables with the store URLs given (empty: that store is not deployed);
+    other expressions stand in for their values."""
+    env = app_env()
+    database_url = urls["databaseUrl"]
+    assert env["DATABASE_URL"] == "empty(databaseUrl) ? sqliteUrl : databaseUrl"
+    assert env["DATABASE_ENTRA_AUTH"] == "empty(databaseUrl) ? false : true"
+    assert env["REDIS_URL"] == "redisUrl"
+    assert env["REDIS_ENTRA_AUTH"] == "empty(redisUrl) ? false : true"
+    env["DATABASE_URL"] = database_url or app_variable("sqliteUrl")
+    env["DATABASE_ENTRA_AUTH"] = "true" if database_url else "false"
+    env["REDIS_URL"] = urls["redisUrl"]
+    env["REDIS_ENTRA_AUTH"] = "true" if urls["redisUrl"] else "false"
+    return env
+
+
+@pytest.mark.parametrize(
+    "urls",
+    [DEPLOYED_URLS, {"databaseUrl": "", "redisUrl": ""}],
+    ids=["postgres-and-redis", "sqlite-in-memory"],
+)
+def test_the_app_definition_configures_keyless_azure(
+    monkeypatch: pytest.MonkeyPatch, urls: dict[str, str]
+) -> None:
+    """settings.py, given the app's variables, picks Azure with the managed identity, API keys
+    for callers, and the stores signed into with Entra tokens: no key or password anywhere."""
+    for name, value in deployed_env(urls).items():
         monkeypatch.setenv(name, value)
     settings = load_settings()
     assert settings.provider == "azure"
     assert settings.azure_client_id == "identity.properties.clientId"
     assert settings.azure_openai_endpoint == "openAiEndpoint"
     assert settings.azure_openai_api_key is None
+    assert settings.auth_mode == "api-key"
+    assert settings.database_entra_auth is bool(urls["databaseUrl"])
+    assert settings.redis_entra_auth is bool(urls["redisUrl"])
+    assert (settings.redis_url is None) is not bool(urls["redisUrl"])
+
+
+def test_main_builds_the_store_urls_the_app_expects() -> None:
+    """Passwordless URLs: the role is the identity's name, TLS is required on both."""
+    params = body(parse("main.bicep")["modules"]["app"])["params"]
+    assert expr(params["databaseUrl"]) == (
+        "enablePostgres ? postgresql+asyncpg://${identity.outputs.name}@"
+        "${postgres.outputs.host}:5432/${databaseName}?ssl=require : "
+    )
+    assert expr(params["redisUrl"]) == (
+        "enableRedis ? rediss://${redis.outputs.host}:${redis.outputs.port}/0 : "
+    )
+    variables = parse("main.bicep")["variables"]
+    assert expr(variables["enableRedis"]["value"]) == "maxReplicas > 1"
+    postgres_params = body(parse("main.bicep")["modules"]["postgres"])["params"]
+    assert expr(postgres_params["appIdentityName"]) == "identity.outputs.name"
+    assert expr(postgres_params["appPrincipalId"]) == "identity.outputs.principalId"
+    redis_params = body(parse("main.bicep")["modules"]["redis"])["params"]
+    assert expr(redis_params["appPrincipalId"]) == "identity.outputs.principalId"
+
+
+def test_postgres_takes_entra_tokens_only() -> None:
+    resources = parse("modules/postgres.bicep")["resources"]
+    server = body(resources["server"])["properties"]
+    assert plain(server["authConfig"]) == {
+        "activeDirectoryAuth": "Enabled",
+        "passwordAuth": "Disabled",
+        "tenantId": "subscription().tenantId",
+    }
+    assert "administratorLogin" not in server
+    assert "administratorLoginPassword" not in server
+    admin = body(resources["appAdmin"])
+    assert (
+        resources["appAdmin"]["type"] == "Microsoft.DBforPostgreSQL/flexibleServers/administrators"
+    )
+    assert admin["name"] == "appPrincipalId"
+    assert plain(admin["properties"]) == {
+        "principalName": "appIdentityName",
+        "principalType": "ServicePrincipal",
+        "tenantId": "subscription().tenantId",
+    }
+    for file in bicep_files():
+        for name in parse(file).get("parameters", {}):
+            assert "password" not in name.lower(), f"{file}: {name}"
+
+
+def test_postgres_allows_pgvector_and_azure_services() -> None:
+    resources = parse("modules/postgres.bicep")["resources"]
+    extensions = body(resources["extensions"])
+    assert extensions["name"] == "azure.extensions"
+    assert "VECTOR" in extensions["properties"]["value"].split(",")
+    rule = body(resources["allowAzure"])["properties"]
+    assert (rule["startIpAddress"], rule["endIpAddress"]) == ("0.0.0.0", "0.0.0.0")
+    assert expr(body(resources["database"])["name"]) == "databaseName"
+
+
+def test_redis_takes_entra_tokens_over_tls_only() -> None:
+    resources = parse("modules/redis.bicep")["resources"]
+    cluster = body(resources["cluster"])["properties"]
+    assert cluster["minimumTlsVersion"] == "1.2"
+    database = body(resources["database"])["properties"]
+    assert database["accessKeysAuthentication"] == "Disabled"
+    assert database["clientProtocol"] == "Encrypted"
+    # A plain client (no cluster protocol) needs the single-endpoint policy.
+    assert database["clusteringPolicy"] == "EnterpriseCluster"
+    access = body(resources["appAccess"])["properties"]
+    assert plain(access) == {"accessPolicyName": "default", "user": {"objectId": "appPrincipalId"}}
+    main_modules = parse("main.bicep")["modules"]
+    assert condition(main_modules["redis"]) == "enableRedis"
+    assert condition(main_modules["postgres"]) == "enablePostgres"
+
+
+def test_callers_need_an_api_key_in_azure() -> None:
+    assert app_env()["AUTH_MODE"] == "api-key"
 
 
 def test_probes_stay_within_the_container_apps_limits() -> None:

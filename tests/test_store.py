@@ -8,8 +8,11 @@ import re
 import sqlite3
 from multiprocessing.synchronize import Barrier as BarrierType
 from pathlib import Path
+from typing import Any
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -17,6 +20,7 @@ from chatbackend.app import create_app
 from chatbackend.settings import SettingsError
 from chatbackend.store import open_database
 from chatbackend.store.database import head_revisions, normalise_url
+from chatbackend.store.models import Base
 from tests.conftest import openai_settings
 
 
@@ -99,3 +103,34 @@ def test_unusable_database_urls_stop_the_start(raw: str, message: str) -> None:
 def test_a_database_password_never_shows_in_settings() -> None:
     settings = openai_settings(database_url="postgresql://app:hunter2-SECRET@db/chat")
     assert "hunter2" not in repr(settings)
+
+
+def _table_of(difference: Any) -> str:
+    """The table an Alembic autogenerate difference is about."""
+    if isinstance(difference, list):  # column modifications come grouped
+        difference = difference[0]
+    operation, subject = difference[0], difference[1]
+    if operation.endswith("_table"):
+        return str(subject.name)
+    if operation.endswith(("_index", "_constraint", "_fk")):
+        return str(subject.table.name)
+    return str(difference[2])  # add_column / remove_column / modify_*: (op, schema, table, ...)
+
+
+async def _schema_differences(url: str) -> list[Any]:
+    database = await open_database(url)
+    try:
+        async with database.engine.connect() as connection:
+            return await connection.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+            )
+    finally:
+        await database.aclose()
+
+
+def test_the_migrations_build_the_conversation_tables_the_models_describe(
+    database_url: str,
+) -> None:
+    differences = asyncio.run(_schema_differences(database_url))
+    tables = {"conversations", "messages", "api_keys"}
+    assert [d for d in differences if _table_of(d) in tables] == []

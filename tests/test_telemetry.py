@@ -123,6 +123,40 @@ def test_a_streamed_request_is_one_server_span_with_one_llm_child() -> None:
     assert llm.end_time <= server.end_time
 
 
+def test_the_server_span_continues_the_callers_trace_and_names_the_route() -> None:
+    upstream = Upstream([chunks_reply(openai_stream(*ANSWER))])
+    trace_id, parent_id = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    traceparent = f"00-{trace_id}-{parent_id}-01"
+    with traced(upstream) as run:
+        response = run.client.post(
+            "/chat/stream?api-key=secret", json=REQUEST, headers={"traceparent": traceparent}
+        )
+        assert response.status_code == 200
+        spans = run.finished()
+    server = next(s for s in spans if s.kind is SpanKind.SERVER)
+    assert format(server.context.trace_id, "032x") == trace_id
+    assert server.parent is not None and format(server.parent.span_id, "016x") == parent_id
+    found = attributes(server)
+    assert found["http.request.method"] == "POST"
+    assert found["http.route"] == "/chat/stream"
+    assert found["http.response.status_code"] == 200
+    assert found["url.path"] == "/chat/stream"
+    assert "secret" not in json.dumps(found), "the query string is never recorded"
+    assert server.status.status_code is StatusCode.UNSET
+
+
+def test_a_refused_request_has_a_server_span_with_its_status() -> None:
+    with traced(Upstream([])) as run:
+        refused = run.client.post(
+            "/chat/stream", content=b"{", headers={"content-type": "application/json"}
+        )
+        assert refused.status_code == 400
+        spans = run.finished()
+    (server,) = spans
+    assert server.kind is SpanKind.SERVER and server.name == "POST /chat/stream"
+    assert attributes(server)["http.response.status_code"] == 400
+
+
 def test_request_options_become_request_attributes() -> None:
     upstream = Upstream([chunks_reply(openai_stream("Yes."))])
     overrides = {"temperature": 0.2, "top_p": 0.9, "max_tokens": 50, "seed": 7, "stop": "END"}

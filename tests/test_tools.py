@@ -135,7 +135,7 @@ async def test_run_validates_and_serializes() -> None:
 
 def test_registry_select_keeps_order_and_refuses_unknown_names() -> None:
     registry = builtin_registry()
-    assert registry.names == ("get_current_time", "calculate")
+    assert registry.names == ("get_current_time", "calculate", "search_documents")
     assert registry.select(["calculate"]).names == ("calculate",)
     with pytest.raises(KeyError, match="nope"):
         registry.select(["calculate", "nope"])

@@ -216,6 +216,35 @@ def test_reload_restores_the_conversation(browser: Browser, upstream: FakeUpstre
         chat.assert_clean()
 
 
+def test_reload_shows_the_stored_tool_calls_as_they_streamed(
+    browser: Browser, upstream: FakeUpstream
+) -> None:
+    upstream.configure(tool_calls="calculate,get_current_time", tokens=3)
+    details = ".message.assistant details"
+    with backend(upstream) as url, chat_page(browser) as chat:
+        chat.open(url).send("What is 17 times 3 over 4, and the time in Paris?")
+        chat.wait_until_idle()
+        summaries = [
+            "Tool call: calculate",
+            "Tool call: get_current_time",
+            "Tool result: calculate",
+            "Tool result: get_current_time",
+        ]
+        expect(chat.page.locator(f"{details} summary")).to_have_text(summaries)
+        streamed = chat.page.locator(f"{details} pre").all_text_contents()
+        answer = chat.last_answer.locator(".body").inner_text()
+        assert streamed[2] == "12.75" and answer.startswith("Results: 12.75 | ")
+        chat.page.reload()
+        expect(chat.page.locator("html[data-ready=true]")).to_have_count(1)
+        # One answer bubble, as while streaming: the calls, their results, then the text.
+        expect(chat.answers).to_have_count(1)
+        expect(chat.page.locator(f"{details} summary")).to_have_text(summaries)
+        expect(chat.page.locator(f"{details} pre")).to_have_text(streamed)
+        expect(chat.last_answer.locator(".body")).to_have_text(answer)
+        expect(chat.last_answer.locator(".meta")).to_have_count(0)
+        chat.assert_clean()
+
+
 def test_rename_and_delete_a_conversation(browser: Browser, upstream: FakeUpstream) -> None:
     with backend(upstream) as url, chat_page(browser) as chat:
         chat.open(url).send("Old title")

@@ -15,6 +15,10 @@ param openAiDeploymentName string
 param minReplicas int
 param maxReplicas int
 param concurrentRequestsPerReplica int
+@description('PostgreSQL as the app\'s identity (no password: an Entra token per connection). Empty: SQLite in the container.')
+param databaseUrl string
+@description('Azure Managed Redis as the app\'s identity (Entra token). Empty: limits and cool-downs in each replica\'s memory.')
+param redisUrl string
 
 @description('CPU cores per replica; gunicorn starts one worker per granted core (at least one).')
 param cpu string = '0.5'
@@ -26,6 +30,8 @@ var port = 8000
 // before it kills the replica, so gunicorn can stop its workers itself.
 var gracefulTimeout = 120
 var terminationGracePeriod = 135
+// Without PostgreSQL, the app's default file inside the container (one replica only).
+var sqliteUrl = 'sqlite+aiosqlite:///data/chatbackend.db'
 // Until `azd deploy` pushes the real image, the app runs a public placeholder.
 var placeholderImage = 'mcr.microsoft.com/azuredocs/containerapps-helloworld:latest'
 
@@ -131,6 +137,27 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
             {
               name: 'GRACEFUL_TIMEOUT'
               value: string(gracefulTimeout)
+            }
+            {
+              // Every route but health and the page needs an API key (`python -m chatbackend keys create`).
+              name: 'AUTH_MODE'
+              value: 'api-key'
+            }
+            {
+              name: 'DATABASE_URL'
+              value: empty(databaseUrl) ? sqliteUrl : databaseUrl
+            }
+            {
+              name: 'DATABASE_ENTRA_AUTH'
+              value: empty(databaseUrl) ? 'false' : 'true'
+            }
+            {
+              name: 'REDIS_URL'
+              value: redisUrl
+            }
+            {
+              name: 'REDIS_ENTRA_AUTH'
+              value: empty(redisUrl) ? 'false' : 'true'
             }
           ]
           probes: [

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match, Route
 
 from chatbackend import errors
 from chatbackend.access.middleware import AccessControl
@@ -22,6 +23,8 @@ from chatbackend.access.openapi import document_access
 from chatbackend.access.ratelimit import RATE_LIMIT_HEADERS, LimitStore
 from chatbackend.access.repository import api_keys
 from chatbackend.access.service import build_access
+from chatbackend.batch.service import CallerSlots
+from chatbackend.cache import build_cache
 from chatbackend.chat import ChatService
 from chatbackend.context.tokens import load_counter
 from chatbackend.conversations.leases import LeaseKeeper
@@ -35,12 +38,14 @@ from chatbackend.providers.fallback import CoolDown, ProviderHealth
 from chatbackend.requestlog import RequestLog, TraceIdSource, configure_request_logger, note_error
 from chatbackend.retrieval.lifespan import open_documents
 from chatbackend.retrieval.upload import body_limit
-from chatbackend.routes import router
+from chatbackend.routes import routers
+from chatbackend.routes.openapi import complete_document
 from chatbackend.settings import Settings, load_settings
-from chatbackend.store import open_database
+from chatbackend.store import open_configured_database
 from chatbackend.streaming import error_response
 from chatbackend.telemetry import start_telemetry
 from chatbackend.tools import Tool, ToolRegistry, configured_runner
+from chatbackend.tools.documents import RETRIEVAL_TOOLS
 from chatbackend.webui import add_page, page_paths
 from chatbackend.wirecheck import shown_key
 
@@ -98,9 +103,7 @@ def create_app(
             await store.aclose()
             raise
         try:
-            database = await open_database(
-                settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
-            )
+            database = await open_configured_database(settings, credential=credential)
         except BaseException:
             await provider.aclose()
             await store.aclose()
@@ -125,7 +128,8 @@ def create_app(
             )
             await load_counter(provider)
             tracer = telemetry.tracer(provider, settings) if telemetry is not None else None
-            service = ChatService(provider, settings, tracer=tracer, tools=tool_runner)
+            runner = tool_runner if documents is not None else tool_runner.without(RETRIEVAL_TOOLS)
+            service = ChatService(provider, settings, tracer=tracer, tools=runner)
             tune_garbage_collector(settings.gc_threshold)
             yield {
                 "settings": settings,
@@ -134,6 +138,8 @@ def create_app(
                 "leases": leases,
                 "access": access,
                 "documents": documents,
+                "cache": build_cache(settings, provider, store.client),
+                "batch_slots": CallerSlots(settings.batch_concurrency),
             }
         finally:
             if documents is not None:
@@ -155,8 +161,8 @@ def create_app(
         redoc_url="/redoc" if settings.docs_enabled else None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
-    app.include_router(router)
-    app.include_router(conversations_router)
+    for router in (*routers, conversations_router):
+        app.include_router(router)
     add_page(app, conversations=True)
     _add_error_handlers(app)
     app.add_middleware(
@@ -167,13 +173,14 @@ def create_app(
     open_paths = _open_paths(settings)
     app.add_middleware(AccessControl, open_paths=open_paths)
     document_access(app, settings, open_paths)
+    complete_document(app, tool_names=tool_runner.registry.names)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Content-Type", "Accept", "X-Request-ID", "Authorization", "api-key"],
-            expose_headers=["X-Request-ID", "Retry-After", *RATE_LIMIT_HEADERS],
+            expose_headers=["X-Request-ID", "Retry-After", "X-Cache", *RATE_LIMIT_HEADERS],
         )
     app.add_middleware(
         RequestLog,
@@ -251,7 +258,7 @@ def _describe(problem: dict[str, Any]) -> str:
     return f"{path or 'body'}: {message}"
 
 
-async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     if exc.status_code == 400:
         # FastAPI's answer to a body that failed to parse other than as a JSON syntax error:
         # invalid UTF-8, nesting deeper than the parser's recursion limit, a huge integer.
@@ -260,7 +267,19 @@ async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) else "The request failed."
     note_error(code)
     body = errors.error_body(code, message)
-    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method of every route on this path (Starlette's 405 names the first route's only)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] is Match.PARTIAL:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
 
 
 async def _client_gone(_: Request, __: Exception) -> Response:

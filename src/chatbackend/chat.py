@@ -133,6 +133,11 @@ class Answer:
         return "".join(self._parts)
 
     @property
+    def parts(self) -> list[str]:
+        """The text deltas read so far, as they came (the response cache replays them)."""
+        return self._parts
+
+    @property
     def error(self) -> errors.ChatError:
         """Why the answer was cut short (``internal_error`` if nothing recorded it)."""
         return self._error or errors.ChatError()

@@ -6,8 +6,10 @@ that arrives slowly for as long as the client likes. Here a request head larger 
 ``HTTP_MAX_HEADER_BYTES`` (or one line, the request line included, larger than
 ``HTTP_MAX_HEADER_LINE_BYTES``) or with more than ``HTTP_MAX_HEADERS`` headers is answered ``431``
 (``414`` for the URL) without reaching the app, and a request whose head and body have not arrived
-``HTTP_READ_TIMEOUT`` seconds after it began (or after the connection opened) is answered ``408``.
-Each answer is the protocol's error object, then the connection is closed.
+``HTTP_READ_TIMEOUT`` seconds after it began (or after the connection opened, or after bytes
+that begin no request, such as blank lines, arrived on an idle kept-alive connection) is answered
+``408``. A pipelined request's deadline waits while an earlier request on the connection is still
+being answered. Each answer is the protocol's error object, then the connection is closed.
 
 ``python -m chatbackend`` and the gunicorn worker both serve with ``protocol_class(settings)``.
 """
@@ -52,6 +54,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._refused = False
+        self._in_message = False  # from a request's first byte until its body is whole
         self._reading_head = False
         self._unparsed_head = 0  # bytes fed while the head was still incomplete
         self._head_bytes = 0
@@ -70,11 +73,16 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             return
         super().data_received(data)
-        if self._reading_head and not self._refused:
+        if self._refused:
+            return
+        if self._reading_head:
             # httptools keeps an unfinished header in memory: bound what it may hold.
             self._unparsed_head += len(data)
             if self._unparsed_head > self.limits.max_header_bytes:
                 self._refuse(431, "headers_too_large", self._too_large_message())
+        elif not self._in_message and self._idle():
+            # Bytes that begin no request (blank lines) cancelled uvicorn's keep-alive timer.
+            self._arm()
 
     # Parser callbacks. Once refused, the rest of the bytes already received are parsed (uvicorn's
     # 400 for a callback error would be a second answer) and ignored.
@@ -82,7 +90,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             return
         super().on_message_begin()
-        self._reading_head = True
+        self._in_message = self._reading_head = True
         self._unparsed_head = self._head_bytes = self._header_count = 0
         self._arm()
 
@@ -125,6 +133,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         if self._refused:
             return
+        self._in_message = False
         self._disarm()
         super().on_message_complete()
 
@@ -143,11 +152,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused or self.transport.is_closing():
             return
         cycle = self.cycle
+        # ``cycle`` is the request being read once its head is whole, else the one before it.
+        reading_body = self._in_message and not self._reading_head
         answering = cycle is not None and cycle.response_started and not cycle.response_complete
-        if answering or self.pipeline:
-            self._arm()  # an answer is being sent on this connection: look again later
+        if answering or self.pipeline or (not reading_body and not self._idle()):
+            # An earlier request is still being answered on this connection: look again later.
+            self._arm()
             return
-        in_app = cycle is not None and not cycle.response_complete
+        in_app = cycle is not None and reading_body and not cycle.response_complete
         if in_app:
             # The app is waiting for the rest of the body: it sees a disconnect, the client a 408.
             cycle.scope.setdefault("extensions", {})[READ_TIMEOUT_EXTENSION] = {}
@@ -155,6 +167,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             cycle.message_event.set()
         message = f"The request did not arrive within {self.limits.read_timeout:g} seconds."
         self._refuse(408, "request_timeout", message, logged=in_app)
+
+    def _idle(self) -> bool:
+        """No request of this connection is in the app or waiting for it."""
+        return not self.pipeline and (self.cycle is None or self.cycle.response_complete)
 
     def _too_large_message(self) -> str:
         return f"The request headers are larger than {self.limits.max_header_bytes} bytes."

@@ -7,6 +7,7 @@ The ``Answer`` starts an ``UpstreamCall`` per attempt and ends it once, with the
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Protocol
 
 from chatbackend.providers.base import Finish, GenerationRequest, Provider
@@ -27,6 +28,8 @@ class CallTrace(Protocol):
 
     def failed(self, error_type: str) -> None: ...
 
+    def served_by(self, provider: str, model: str, server: tuple[str, int] | None) -> None: ...
+
     def end(self) -> None: ...
 
 
@@ -39,7 +42,11 @@ class CallTracer(Protocol):
 
 
 class UpstreamCall:
-    """One attempt at the upstream, from the request to its end; ``close``/``end`` act once."""
+    """One attempt at the upstream, from the request to its end; ``close``/``end`` act once.
+
+    While traced, it is the task's current call, so a fallback chain can tell its span which
+    member served (``served_by``).
+    """
 
     __slots__ = ("_capture", "_ended", "_record", "_started", "_trace")
 
@@ -53,6 +60,8 @@ class UpstreamCall:
             record.upstream_calls += 1
         self._trace = tracer.start(request) if tracer is not None else None
         self._capture = tracer is not None and tracer.capture_content
+        if self._trace is not None:
+            _current_call.set(self)
         self._started = time.perf_counter()
         self._ended = False
 
@@ -64,6 +73,11 @@ class UpstreamCall:
             record.first_token_at = now
         if self._trace is not None:
             self._trace.first_delta(now - self._started)
+
+    def served(self, provider: Provider) -> None:
+        if self._trace is not None and not self._ended:
+            server = getattr(provider, "server", None)
+            self._trace.served_by(provider.name, provider.model, server)
 
     def close(self, *, error: str | None = None) -> None:
         """End an attempt that never delivered a delta (``error=None``: it was cancelled)."""
@@ -97,3 +111,13 @@ class UpstreamCall:
             self.close(error=outcome.error.code)
         else:
             self.close()
+
+
+_current_call: ContextVar[UpstreamCall | None] = ContextVar("upstream_call", default=None)
+
+
+def served_by(provider: Provider) -> None:
+    """The current upstream call was answered by ``provider`` (a fallback chain's member)."""
+    call = _current_call.get()
+    if call is not None:
+        call.served(provider)

@@ -19,18 +19,28 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from chatbackend.wirecheck import check_json, check_text
+from chatbackend.wirecheck import (
+    FREE_JSON_MARK,
+    MAX_SAFE_INTEGER,
+    check_json,
+    check_text,
+    integral,
+)
 
 # A string that is a sequence of Unicode scalar values (no lone surrogate).
 Text = Annotated[str, AfterValidator(check_text)]
 # Free-form JSON whose strings are ``Text``, nested at most ``MAX_JSON_DEPTH`` levels, with
 # integers in the 64-bit range (what every JSON encoder on the way back can write).
-SafeJson = Annotated[JsonValue, BeforeValidator(check_json)]
+SafeJson = Annotated[JsonValue, BeforeValidator(check_json), WithJsonSchema(FREE_JSON_MARK)]
 StrictFloat = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+# Never a string or a boolean; a number without a fraction (``5.0``, an integer to JSON Schema
+# too) is turned into one by the models' ``integral`` before-validators (a ``BeforeValidator``
+# here would hide the bounds from the JSON schema).
 StrictInt = Annotated[int, Field(strict=True)]
 
 # The roles a client may send; the domain ``Role`` (providers.base) adds ``tool``.
@@ -56,8 +66,10 @@ class RetrievalOverride(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    top_k: int = Field(default=5, ge=1, le=50)
+    top_k: StrictInt = Field(default=5, ge=1, le=50)
     mode: Literal["hybrid", "vector", "text"] = "hybrid"
+
+    _integral = field_validator("top_k", mode="before")(integral)
 
 
 class Overrides(BaseModel):
@@ -68,12 +80,15 @@ class Overrides(BaseModel):
     temperature: StrictFloat | None = Field(default=None, ge=0, le=2)
     top_p: StrictFloat | None = Field(default=None, gt=0, le=1)
     max_tokens: StrictInt | None = Field(default=None, ge=1, le=128_000)
-    seed: StrictInt | None = Field(default=None, ge=-(2**63), lt=2**63)
+    # JSON's interoperable integers (RFC 7493): a browser's seed past 2**53 is already rounded.
+    seed: StrictInt | None = Field(default=None, ge=-MAX_SAFE_INTEGER, le=MAX_SAFE_INTEGER)
     stop: str | Annotated[list[str], Field(min_length=1, max_length=4)] | None = None
     # Function calling: narrow the server's tools by name, or turn them off for this request.
     tools: Annotated[list[str], Field(max_length=64)] | None = None
     tool_choice: Literal["auto", "none"] | None = None
     retrieval: RetrievalOverride | None = None
+
+    _integral = field_validator("max_tokens", "seed", mode="before")(integral)
 
     @field_validator("stop")
     @classmethod
@@ -85,7 +100,9 @@ class Overrides(BaseModel):
 
 
 class RequestContext(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow", json_schema_extra={"additionalProperties": {"x-chatbackend-free-json": True}}
+    )
 
     overrides: Overrides = Overrides()
 

@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     # Conversations: SQLite (default) or PostgreSQL; may hold a password, hence secret.
     database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
     database_pool_size: int = Field(default=10, ge=1)
+    # Azure Database for PostgreSQL with Microsoft Entra: DATABASE_URL names the role and holds no
+    # password; each new connection signs in with a token of the Azure credential (as keyless
+    # Azure OpenAI does: AZURE_CLIENT_ID's managed identity, else the azd/az login).
+    database_entra_auth: bool = False
     # A conversation's history is cut to this many tokens minus the answer's max_tokens;
     # unset: the embedded model's context (LOCAL_CONTEXT_TOKENS), else 16,000.
     chat_context_tokens: int | None = Field(default=None, ge=256)
@@ -175,13 +179,22 @@ class Settings(BaseSettings):
     chat_fallback_failures: int = Field(default=3, ge=1)
     chat_fallback_window_seconds: int = Field(default=60, ge=1)
     chat_fallback_cooldown_seconds: int = Field(default=30, ge=1)
-    # redis://, rediss:// or unix:// (may carry a password, hence secret); unset: in memory.
+    # redis://, rediss:// or unix:// (may carry a password, hence secret); unset or empty: memory.
     redis_url: SecretStr | None = None
     redis_timeout_seconds: float = Field(default=0.5, gt=0)
+    # Azure Managed Redis with Microsoft Entra: tokens of the same Azure credential, renewed and
+    # re-sent on every open connection before they expire; REDIS_URL holds no password.
+    redis_entra_auth: bool = False
     # Function calling (``chatbackend.tools``): unset = every tool, empty = none.
     chat_tools: Annotated[list[str] | None, NoDecode] = None
     chat_tool_timeout: float = Field(default=10.0, gt=0)
     chat_max_tool_rounds: int = Field(default=5, ge=1, le=20)
+    # Batches (POST /batch): items answered at once per caller (per worker process).
+    batch_concurrency: int = Field(default=8, ge=1, le=100)
+    # The response cache for deterministic requests: off while the TTL is unset; in memory
+    # (at most CHAT_CACHE_MAX_ENTRIES answers, least recently used first out) or in Redis.
+    chat_cache_ttl_seconds: float | None = Field(default=None, gt=0)
+    chat_cache_max_entries: int = Field(default=1000, ge=1)
 
     @model_validator(mode="before")
     @classmethod
@@ -200,6 +213,11 @@ class Settings(BaseSettings):
             if isinstance(raw, str):
                 data = {**data, "chat_tools": [t.strip() for t in raw.split(",") if t.strip()]}
         return data
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _empty_redis_url_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("gc_threshold", mode="before")
     @classmethod
@@ -227,6 +245,7 @@ class Settings(BaseSettings):
             if not getattr(self, name):
                 raise ValueError(f"{name.upper()} is required when CHAT_PROVIDER={provider}")
         _check_database_url(self.database_url.get_secret_value())
+        self._check_entra()
         if self.chat_first_token_timeout > self.chat_response_timeout:
             raise ValueError("CHAT_FIRST_TOKEN_TIMEOUT must not exceed CHAT_RESPONSE_TIMEOUT")
         self._check_embedding()
@@ -235,6 +254,20 @@ class Settings(BaseSettings):
         if provider == "local" and self.local_model_path and not self.local_model_path.is_file():
             raise ValueError(f"LOCAL_MODEL_PATH does not name a file: {self.local_model_path}")
         return self
+
+    def _check_entra(self) -> None:
+        from sqlalchemy.engine import make_url
+
+        if self.database_entra_auth:
+            url = make_url(self.database_url.get_secret_value())
+            if url.get_backend_name() not in ("postgresql", "postgres"):
+                raise ValueError("DATABASE_ENTRA_AUTH needs a postgresql:// DATABASE_URL")
+            if not url.username or url.password is not None:
+                raise ValueError(
+                    "DATABASE_ENTRA_AUTH: DATABASE_URL names the role and holds no password"
+                )
+        if self.redis_entra_auth and self.redis_url is None:
+            raise ValueError("REDIS_ENTRA_AUTH needs REDIS_URL")
 
     def _check_embedding(self) -> None:
         kind = self.embedder

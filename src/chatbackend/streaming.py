@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import assert_never
+from typing import Any, assert_never
 
 from pydantic import JsonValue
 from starlette.requests import ClientDisconnect, Request
@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from chatbackend import errors
-from chatbackend.chat import Answer
+from chatbackend.chat import Answer, Outcome
 from chatbackend.encoders import (
     Encoding,
     encoding_for,
@@ -88,6 +88,10 @@ class _DisconnectWatch:
                 await asyncio.sleep(0)
             except asyncio.CancelledError:
                 self._task.uncancel()
+
+
+# Batches watch for the client the same way (``chatbackend.batch.response``).
+DisconnectWatch = _DisconnectWatch
 
 
 class AnswerStream(Response):
@@ -289,22 +293,39 @@ async def complete_answer(
     before this returns, and a client disconnect cancels it at once."""
     watch = _DisconnectWatch(request.receive)
     try:
-        async with answer:
-            async for _ in answer:
-                pass
+        await read_whole(answer)
     except asyncio.CancelledError:
         if not watch.consume():
             raise
         raise ClientDisconnect() from None
     finally:
         await watch.stop()
+    return whole_response(answer, session_state=session_state)
+
+
+async def read_whole(answer: Answer) -> None:
+    """Open, read and close ``answer`` (its ``outcome`` is then set)."""
+    async with answer:
+        async for _ in answer:
+            pass
+
+
+def whole_response(answer: Answer, *, session_state: JsonValue) -> ChatResponse:
+    """The response of an answer that was read whole; its error if it did not complete."""
     outcome = answer.outcome
     assert outcome is not None
+    return chat_response(outcome, answer.context_final, session_state=session_state)
+
+
+def chat_response(
+    outcome: Outcome, context_final: dict[str, Any], *, session_state: JsonValue
+) -> ChatResponse:
+    """``/chat``'s body for an ``outcome``; ``context_final`` joins its ``context``."""
     finish = outcome.finish
     if finish is None:
         raise outcome.error or errors.UpstreamIncomplete()
     usage = finish.usage
-    extra = dict(answer.context_final)
+    extra = dict(context_final)
     if outcome.tools:
         extra["tool_calls"] = [
             {"id": call.id, "name": call.name, "arguments": call.arguments}

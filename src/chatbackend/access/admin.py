@@ -10,7 +10,7 @@ from chatbackend.access import cli
 from chatbackend.access.keys import KeyRepository
 from chatbackend.access.repository import SqlKeyRepository
 from chatbackend.settings import SettingsError, load_settings
-from chatbackend.store import open_database
+from chatbackend.store import open_configured_database
 
 
 def run_keys_command(argv: list[str]) -> int:
@@ -22,7 +22,7 @@ def run_keys_command(argv: list[str]) -> int:
 
     @asynccontextmanager
     async def repository() -> AsyncIterator[KeyRepository]:
-        database = await open_database(settings.database_url.get_secret_value(), pool_size=1)
+        database = await open_configured_database(settings, pool_size=1)
         try:
             yield SqlKeyRepository(database)
         finally:

@@ -72,6 +72,8 @@ class KeyRepository(Protocol):
         """Mark the key revoked; ``False`` when there is no such key."""
         ...
 
+    async def aclose(self) -> None: ...
+
 
 def new_key(
     name: str,
@@ -134,4 +136,4 @@ class DatabaseKeys:
             await self.repository.touch(key_id)
 
     async def aclose(self) -> None:
-        return None
+        await self.repository.aclose()

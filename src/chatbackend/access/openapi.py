@@ -22,6 +22,7 @@ def document_access(app: FastAPI, settings: Settings, open_paths: frozenset[str]
         or settings.rate_limit_tokens_per_minute is not None
     )
     keys = settings.auth_mode == "api-key"
+    fail_closed = limited and settings.rate_limit_on_storage_error == "closed"
 
     build = app.openapi
 
@@ -33,14 +34,14 @@ def document_access(app: FastAPI, settings: Settings, open_paths: frozenset[str]
             for path, operations in schema.get("paths", {}).items():
                 if path not in open_paths:
                     for operation in operations.values():
-                        _add(operation, keys=keys, limited=limited)
+                        _add(operation, keys=keys, limited=limited, fail_closed=fail_closed)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _add(operation: dict[str, Any], *, keys: bool, limited: bool) -> None:
+def _add(operation: dict[str, Any], *, keys: bool, limited: bool, fail_closed: bool) -> None:
     responses = operation.setdefault("responses", {})
     content = {"application/json": {"schema": _ERROR}}
     if keys:
@@ -54,3 +55,9 @@ def _add(operation: dict[str, Any], *, keys: bool, limited: bool) -> None:
             "description": "Over the caller's or the provider's rate limit; see Retry-After",
             "content": content,
         }
+    if fail_closed:
+        unavailable = "the rate limit store cannot be reached (rate_limit_unavailable)"
+        if "503" in responses:
+            responses["503"]["description"] += f"; or {unavailable}"
+        else:
+            responses["503"] = {"description": unavailable.capitalize(), "content": content}

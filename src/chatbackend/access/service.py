@@ -96,7 +96,9 @@ def build_access(
 ) -> Access:
     """The limiter on ``store`` (which it then owns); ``keys`` checks API keys
     (``AUTH_MODE=api-key``)."""
-    limiter = RateLimiter(store.storage, on_storage_error=settings.rate_limit_on_storage_error)
+    limiter = RateLimiter(
+        store.storage, on_storage_error=settings.rate_limit_on_storage_error, redis=store.client
+    )
     defaults = Quota(
         requests_per_minute=settings.rate_limit_requests_per_minute,
         tokens_per_minute=settings.rate_limit_tokens_per_minute,

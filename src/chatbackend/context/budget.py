@@ -1,5 +1,7 @@
 """Cut a conversation to the context budget: the system prompt and the new user message always
-stay; whole turns (a user message and the answers after it) are dropped, oldest first."""
+stay; whole turns are dropped, oldest first. A turn is a user message and everything after it:
+the assistant messages that asked for tools, the ``tool`` results, the final answer. So a tool
+result is never sent without the tool call it answers, nor a call without its result."""
 
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ def answer_reserve(context_tokens: int, max_tokens: int | None) -> int:
 
 
 def cost(message: Message, count: Count) -> int:
-    return count(message.content) + PER_MESSAGE_TOKENS
+    calls = sum(count(c.name) + count(c.arguments) for c in message.tool_calls)
+    return count(message.content) + calls + PER_MESSAGE_TOKENS
 
 
 def check_new_turn(fixed: Sequence[Message], *, budget: int, count: Count, counted: int = 0) -> int:
@@ -60,6 +63,8 @@ def fit(
 
 
 def _turns(history: Sequence[Message]) -> list[list[Message]]:
+    """``history`` in turns; only a user message starts one (a history that does not begin
+    with one has its leading messages as a turn of their own, dropped or kept whole)."""
     turns: list[list[Message]] = []
     for message in history:
         if message.role == "user" or not turns:

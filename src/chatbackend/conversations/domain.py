@@ -9,9 +9,9 @@ from typing import Literal
 
 from pydantic import JsonValue
 
-from chatbackend.providers.base import Usage
+from chatbackend.providers.base import Message, ToolCall, ToolResult, Usage
 
-StoredRole = Literal["user", "assistant"]
+StoredRole = Literal["user", "assistant", "tool"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,16 @@ class StoredMessage:
     finish_reason: str | None = None
     usage: Usage | None = None
     model: str | None = None
+    # An assistant message that asked for tools; a ``tool`` message's result.
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_result: ToolResult | None = None
+
+    def for_model(self) -> Message:
+        """The message as the model is sent it again on a later turn."""
+        result = self.tool_result
+        if result is not None:
+            return Message(role="tool", content=result.for_model, tool_call_id=result.id)
+        return Message(role=self.role, content=self.content, tool_calls=self.tool_calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +65,28 @@ class Turn:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolRound:
+    """One tool round of an answer: the text and tool calls of the model call that asked for
+    them, then each call's result, in the calls' order."""
+
+    text: str
+    calls: tuple[ToolCall, ...]
+    results: tuple[ToolResult, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class StoredAnswer:
+    """An answer to store: its completed tool rounds (stored before it), then its final text."""
+
     content: str
     finish_reason: str | None
     usage: Usage | None
     model: str | None
+    rounds: tuple[ToolRound, ...] = ()
+
+    @property
+    def message_count(self) -> int:
+        return 1 + sum(1 + len(r.results) for r in self.rounds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,14 +6,11 @@ owns the rows without one): another owner's conversation is indistinguishable fr
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
-import orjson
 from pydantic import JsonValue
 from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,8 +25,9 @@ from chatbackend.conversations.domain import (
     StoredRole,
     Turn,
 )
-from chatbackend.providers.base import Usage
+from chatbackend.providers.base import ToolCall, ToolFailure, ToolFailureCode, ToolResult, Usage
 from chatbackend.store import Database
+from chatbackend.store import cursor as keyset
 from chatbackend.store.models import ConversationRow, MessageRow
 from chatbackend.store.types import utcnow
 
@@ -161,21 +159,23 @@ class ConversationRepository:
             )
 
     async def finish_turn(self, turn: Turn, answer: StoredAnswer | None) -> bool:
-        """Store ``answer`` (if any) and give the lease back; False when the lease was lost (the
-        conversation was deleted, or the lease expired and another turn took it)."""
+        """Store ``answer`` (if any: its tool rounds, then its final message, with the next
+        sequence numbers) and give the lease back, in one transaction; False when the lease was
+        lost (the conversation was deleted, or the lease expired and another turn took it)."""
         now = utcnow()
+        count = answer.message_count if answer is not None else 0
         release = {
             "p_id": turn.conversation.id,
             "p_token": turn.token,
             "p_now": now,
-            "p_count": int(answer is not None),
+            "p_count": count,
         }
         async with self._database.session() as session, session.begin():
-            seq = (await session.execute(_GIVE_LEASE_BACK, release)).scalar_one_or_none()
-            if seq is None:
+            last = (await session.execute(_GIVE_LEASE_BACK, release)).scalar_one_or_none()
+            if last is None:
                 return False
             if answer is not None:
-                session.add(_answer_row(turn, answer, seq=seq, now=now))
+                session.add_all(_answer_rows(turn, answer, first=last - count + 1, now=now))
         return True
 
 
@@ -252,20 +252,53 @@ async def _history(session: AsyncSession, conversation_id: uuid.UUID) -> list[St
     return [_message(row) for row in rows]
 
 
-def _answer_row(turn: Turn, answer: StoredAnswer, *, seq: int, now: datetime) -> MessageRow:
+def _answer_rows(
+    turn: Turn, answer: StoredAnswer, *, first: int, now: datetime
+) -> list[MessageRow]:
+    """The answer's rows, numbered from ``first``: per tool round the assistant message that
+    asked for the tools and one ``tool`` message per result, then the final assistant message."""
+    conversation_id = turn.conversation.id
+    rows: list[MessageRow] = []
+    for round_ in answer.rounds:
+        calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in round_.calls]
+        rows.append(
+            MessageRow(
+                id=uuid.uuid4(),
+                role="assistant",
+                content=round_.text,
+                finish_reason="tool_calls",
+                tool_calls=calls,
+            )
+        )
+        rows.extend(_tool_row(result) for result in round_.results)
     usage = answer.usage
+    rows.append(
+        MessageRow(
+            id=turn.answer_id,
+            role="assistant",
+            content=answer.content,
+            finish_reason=answer.finish_reason,
+            model=answer.model,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            total_tokens=usage.total_tokens if usage else None,
+        )
+    )
+    for seq, row in enumerate(rows, start=first):
+        row.conversation_id, row.seq, row.created_at = conversation_id, seq, now
+    return rows
+
+
+def _tool_row(result: ToolResult) -> MessageRow:
+    error = result.error
     return MessageRow(
-        id=turn.answer_id,
-        conversation_id=turn.conversation.id,
-        seq=seq,
-        role="assistant",
-        content=answer.content,
-        finish_reason=answer.finish_reason,
-        model=answer.model,
-        prompt_tokens=usage.prompt_tokens if usage else None,
-        completion_tokens=usage.completion_tokens if usage else None,
-        total_tokens=usage.total_tokens if usage else None,
-        created_at=now,
+        id=uuid.uuid4(),
+        role="tool",
+        content=result.content or "",
+        tool_call_id=result.id,
+        tool_name=result.name,
+        tool_error_code=error.code if error else None,
+        tool_error_message=error.message if error else None,
     )
 
 
@@ -290,31 +323,42 @@ def _message(row: Any) -> StoredMessage:
             completion_tokens=row.completion_tokens,
             total_tokens=total,
         )
-    role: StoredRole = "assistant" if row.role == "assistant" else "user"
     return StoredMessage(
         id=row.id,
         seq=row.seq,
-        role=role,
+        role=_ROLES.get(row.role, "user"),
         content=row.content,
         created_at=row.created_at,
         finish_reason=row.finish_reason,
         usage=usage,
         model=row.model,
+        tool_calls=tuple(
+            ToolCall(id=c["id"], name=c["name"], arguments=c["arguments"])
+            for c in row.tool_calls or ()
+        ),
+        tool_result=_tool_result(row) if row.role == "tool" else None,
     )
 
 
+_ROLES: dict[str, StoredRole] = {"user": "user", "assistant": "assistant", "tool": "tool"}
+_FAILURES: dict[str, ToolFailureCode] = {code: code for code in get_args(ToolFailureCode)}
+
+
+def _tool_result(row: MessageRow) -> ToolResult:
+    call_id, name = row.tool_call_id or "", row.tool_name or ""
+    if row.tool_error_code is None:
+        return ToolResult(id=call_id, name=name, content=row.content)
+    code = _FAILURES.get(row.tool_error_code, "tool_failed")
+    failure = ToolFailure(code=code, message=row.tool_error_message or "")
+    return ToolResult(id=call_id, name=name, error=failure)
+
+
 def _encode_cursor(last: Conversation) -> str:
-    raw = orjson.dumps([last.updated_at.isoformat(), last.id.hex])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return keyset.encode(last.updated_at, last.id)
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def _decode_cursor(text: str) -> tuple[datetime, uuid.UUID]:
     try:
-        raw: Any = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        updated_at, last_id = raw
-        when = datetime.fromisoformat(updated_at)
-        if when.tzinfo is None:
-            raise ValueError("naive")
-        return when, uuid.UUID(hex=last_id)
-    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
+        return keyset.decode(text)
+    except ValueError:
         raise errors.InvalidRequest("cursor: not a cursor this API returned") from None

@@ -21,9 +21,11 @@ from chatbackend.dependencies import (
     ConversationsDep,
     SettingsDep,
     TokenMeterDep,
+    ToolContextDep,
 )
 from chatbackend.protocol import ChatRequest, ChatResponse, ErrorResponse
 from chatbackend.routes.openapi import CHAT_ERRORS, STREAM_RESPONSES
+from chatbackend.store import cursor as keyset
 from chatbackend.streaming import complete_answer, stream_answer
 
 Errors = dict[int | str, dict[str, Any]]
@@ -69,7 +71,7 @@ async def list_conversations(
     caller: CallerDep,
     conversations: ConversationsDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(pattern=keyset.PATTERN)] = None,
 ) -> ConversationPage:
     """The caller's conversations, most recently updated first; pass ``next_cursor`` back as
     ``cursor`` for the next page."""
@@ -78,7 +80,7 @@ async def list_conversations(
     return ConversationPage(data=data, next_cursor=page.next_cursor)
 
 
-@router.get("/{conversation_id}", responses=BY_ID)
+@router.get("/{conversation_id}", responses=BY_ID, response_model_exclude_unset=True)
 async def get_conversation(
     conversation_id: str, caller: CallerDep, conversations: ConversationsDep
 ) -> ConversationDetail:
@@ -116,7 +118,9 @@ async def delete_conversation(
     return Response(status_code=204)
 
 
-@router.post("/{conversation_id}/chat", responses={**CHAT_ERRORS, **TURN})
+@router.post(
+    "/{conversation_id}/chat", responses={**CHAT_ERRORS, **TURN}, dependencies=[ToolContextDep]
+)
 async def conversation_chat(
     conversation_id: str,
     body: ChatRequest,
@@ -135,6 +139,7 @@ async def conversation_chat(
     "/{conversation_id}/chat/stream",
     response_class=Response,
     responses={**STREAM_RESPONSES, **TURN},
+    dependencies=[ToolContextDep],
 )
 async def conversation_chat_stream(
     conversation_id: str,

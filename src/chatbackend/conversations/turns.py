@@ -7,7 +7,9 @@ committed before the answer opens, and the hook writes the answer in its own sho
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 
 from chatbackend import errors
@@ -15,12 +17,12 @@ from chatbackend.access.caller import Caller
 from chatbackend.chat import Answer, ChatService, Outcome
 from chatbackend.context.budget import answer_reserve, check_new_turn, fit
 from chatbackend.context.tokens import Count
-from chatbackend.conversations.domain import Conversation, StoredAnswer, Turn
+from chatbackend.conversations.domain import Conversation, StoredAnswer, ToolRound, Turn
 from chatbackend.conversations.leases import LeaseKeeper
 from chatbackend.conversations.repository import ConversationRepository
 from chatbackend.conversations.service import parse_id
 from chatbackend.protocol import ChatRequest
-from chatbackend.providers.base import Message
+from chatbackend.providers.base import Message, ToolCall, ToolResult
 
 logger = logging.getLogger("chatbackend.conversations")
 
@@ -72,15 +74,18 @@ class ConversationChat:
         self._leases.hold(turn.token)
         try:
             system = _system(turn.conversation, settings.chat_system_prompt)
-            history = [Message(role=m.role, content=m.content) for m in turn.history]
+            history = [m.for_model() for m in turn.history]
             messages = fit(system, history, user, budget=budget, count=self._count)
         except BaseException:
             await self._finish(turn, None)
             raise
         answer = self._chat.answer(replace(generation, messages=messages))
+        sent = len(messages)
 
         async def store(outcome: Outcome) -> None:
-            await self._finish(turn, _stored(outcome))
+            # The answer's request has grown by each completed tool round's messages.
+            rounds = _rounds(answer.request.messages[sent:], outcome.tools)
+            await self._finish(turn, _stored(outcome, rounds))
 
         answer.on_finish(store)
         answer.context_final.update(
@@ -91,21 +96,45 @@ class ConversationChat:
     async def _finish(self, turn: Turn, answer: StoredAnswer | None) -> None:
         try:
             stored = await self._repository.finish_turn(turn, answer)
+        except Exception as exc:
+            # Nothing of the answer was written (one transaction): give the lease back alone.
+            # Only the type is logged: a database error's text quotes the rows' content.
+            logger.error("answer not stored: writing it failed (%s)", type(exc).__qualname__)
+            await self._repository.finish_turn(turn, None)
+            return
         finally:
             self._leases.release(turn.token)
         if not stored:
             logger.warning("answer not stored: the conversation was deleted or its lease expired")
 
 
-def _stored(outcome: Outcome) -> StoredAnswer | None:
+def _rounds(
+    added: Sequence[Message], tools: Sequence[tuple[ToolCall, ToolResult]]
+) -> tuple[ToolRound, ...]:
+    """The completed tool rounds: each assistant message that asked for tools, with the
+    ``(call, result)`` pairs it was answered with (``tools`` holds every round's, in order)."""
+    pairs = iter(tools)
+    rounds: list[ToolRound] = []
+    for message in added:
+        if message.tool_calls:
+            taken = list(itertools.islice(pairs, len(message.tool_calls)))
+            calls = tuple(call for call, _ in taken)
+            rounds.append(ToolRound(message.content, calls, tuple(r for _, r in taken)))
+    return tuple(rounds)
+
+
+def _stored(outcome: Outcome, rounds: tuple[ToolRound, ...]) -> StoredAnswer | None:
     """What is kept of an answer: nothing if it never started; all of it when complete; what
-    was sent, marked ``incomplete`` (or ``cancelled`` for a disconnect), when cut short."""
+    was sent, marked ``incomplete`` (or ``cancelled`` for a disconnect), when cut short. Tool
+    rounds are kept when their tools have all returned (a round cut short while its tools run
+    is only its text, in the final message): a stored call always has its result."""
     if not outcome.streamed:
         return None
+    final = outcome.text[sum(len(r.text) for r in rounds) :]
     if outcome.ending == "complete":
-        return StoredAnswer(outcome.text, outcome.finish_reason, outcome.usage, outcome.model)
+        return StoredAnswer(final, outcome.finish_reason, outcome.usage, outcome.model, rounds)
     reason = "cancelled" if outcome.ending == "cancelled" else "incomplete"
-    return StoredAnswer(outcome.text, reason, None, outcome.model)
+    return StoredAnswer(final, reason, None, outcome.model, rounds)
 
 
 def _system(conversation: Conversation, default: str) -> Message | None:

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import httpx2
-import openai
 
 from chatbackend.providers.base import AuthMode, Provider
+from chatbackend.providers.clients import (
+    COGNITIVE_SERVICES_SCOPE,
+    OPENAI_BASE_URL,
+    AzureEndpoint,
+    Endpoint,
+    OpenAIEndpoint,
+    SdkClient,
+    sdk_client,
+)
 from chatbackend.providers.fallback import FallbackChain, ProviderHealth
-from chatbackend.providers.openai_family import ApiKey, CloseHook, OpenAIProvider
+from chatbackend.providers.openai_family import OpenAIProvider
 from chatbackend.settings import FallbackProvider, Settings
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
-__all__ = ["COGNITIVE_SERVICES_SCOPE", "Provider", "build_provider"]
-
-COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
-OPENAI_BASE_URL = "https://api.openai.com/v1"
-Hooks = dict[str, list[Callable[[httpx2.Request], Awaitable[None]]]]
+__all__ = ["COGNITIVE_SERVICES_SCOPE", "OPENAI_BASE_URL", "Provider", "build_provider"]
 
 
 async def build_provider(
@@ -75,8 +78,8 @@ def _fallback(
         name=spec.provider,
         model=spec.model,
         base_url=base_url,
-        api_key=key or "unused",
-        auth_mode=auth_mode if key else "none",
+        api_key=key or None,
+        auth_mode=auth_mode,
         max_tokens_parameter=(
             "max_tokens" if spec.provider == "compatible" else "max_completion_tokens"
         ),
@@ -125,9 +128,7 @@ async def _primary(
         name="compatible",
         model=settings.chat_model,
         base_url=settings.chat_base_url,
-        # The SDK refuses an empty key; without one the Authorization header is dropped again.
-        api_key=key.get_secret_value() if key else "unused",
-        auth_mode="api-key" if key else "none",
+        api_key=key.get_secret_value() if key else None,
         # Ollama and older vLLM/llama.cpp servers know only the legacy parameter name.
         max_tokens_parameter="max_tokens",
     )
@@ -138,66 +139,24 @@ def _azure(
     transport: httpx2.AsyncBaseTransport | None,
     credential: AsyncTokenCredential | None,
 ) -> Provider:
-    """The v1 endpoint with ``AsyncOpenAI``; with ``AZURE_OPENAI_API_VERSION``, the deployment
-    path and that api-version with ``AsyncAzureOpenAI`` (clouds and accounts without v1)."""
     assert settings.azure_openai_endpoint and settings.azure_openai_deployment
-    endpoint = settings.azure_openai_endpoint.rstrip("/")
-    deployment = settings.azure_openai_deployment
     key = settings.azure_openai_api_key
-    token_provider: Callable[[], Awaitable[str]] | None = None
-    on_close: CloseHook | None = None
-    auth_mode: AuthMode = "api-key"
-    if key is None:
-        from azure.identity.aio import get_bearer_token_provider
-
-        auth_mode = "managed-identity" if settings.azure_client_id else "developer-credential"
-        owned = credential or _azure_credential(settings.azure_client_id)
-        token_provider = get_bearer_token_provider(owned, COGNITIVE_SERVICES_SCOPE)
-        on_close = owned.close
-    http_client, timeout = _http_client(settings, transport, auth_mode=auth_mode)
-    client: openai.AsyncOpenAI
-    if settings.azure_openai_api_version:
-        client = openai.AsyncAzureOpenAI(
-            azure_endpoint=endpoint,
-            azure_deployment=deployment,
-            api_version=settings.azure_openai_api_version,
-            api_key=key.get_secret_value() if key is not None else None,
-            azure_ad_token_provider=token_provider,
-            http_client=http_client,
-            timeout=timeout,
-            max_retries=0,
-        )
-    else:
-        api_key: ApiKey = key.get_secret_value() if key is not None else token_provider  # type: ignore[assignment]
-        client = openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=f"{endpoint}/openai/v1/",
-            http_client=http_client,
-            timeout=timeout,
-            max_retries=0,
-        )
+    endpoint = AzureEndpoint(
+        settings.azure_openai_endpoint,
+        settings.azure_openai_deployment,
+        api_key=key.get_secret_value() if key is not None else None,
+        api_version=settings.azure_openai_api_version,
+        client_id=settings.azure_client_id,
+    )
+    made = _chat_client(settings, endpoint, transport, credential)
     return OpenAIProvider(
         name="azure",
-        model=deployment,
-        auth_mode=auth_mode,
-        client=client,
-        on_close=on_close,
-        token=token_provider,
+        model=endpoint.deployment,
+        auth_mode=made.auth_mode,
+        client=made.client,
+        on_close=made.on_close,
+        token=made.token,
     )
-
-
-def _azure_credential(client_id: str | None) -> AsyncTokenCredential:
-    """Managed identity in Container Apps; the developer's ``azd``/``az`` login elsewhere."""
-    from azure.identity.aio import (
-        AzureCliCredential,
-        AzureDeveloperCliCredential,
-        ChainedTokenCredential,
-        ManagedIdentityCredential,
-    )
-
-    if client_id:
-        return ManagedIdentityCredential(client_id=client_id)
-    return ChainedTokenCredential(AzureDeveloperCliCredential(), AzureCliCredential())
 
 
 def _openai_compatible(
@@ -207,58 +166,36 @@ def _openai_compatible(
     name: str,
     model: str,
     base_url: str,
-    api_key: str,
+    api_key: str | None,
     auth_mode: AuthMode = "api-key",
     max_tokens_parameter: str = "max_completion_tokens",
 ) -> OpenAIProvider:
-    http_client, timeout = _http_client(settings, transport, auth_mode=auth_mode)
-    client = openai.AsyncOpenAI(
-        api_key=api_key,
-        base_url=base_url,
-        http_client=http_client,
-        timeout=timeout,
-        max_retries=0,  # the service retries, within its own budget
-    )
+    endpoint = OpenAIEndpoint(base_url, api_key=api_key, auth_mode=auth_mode)
+    made = _chat_client(settings, endpoint, transport, None)
     return OpenAIProvider(
         name=name,
         model=model,
-        auth_mode=auth_mode,
-        client=client,
+        auth_mode=made.auth_mode,
+        client=made.client,
         max_tokens_parameter=max_tokens_parameter,
     )
 
 
-def _http_client(
-    settings: Settings, transport: httpx2.AsyncBaseTransport | None, *, auth_mode: AuthMode
-) -> tuple[httpx2.AsyncClient, httpx2.Timeout]:
-    """The SDK's aiohttp-backed client in production, httpx2's own when a test brings a transport.
-
-    aiohttp parses HTTP in C: reading a streamed body through it costs about half of what the
-    pure-Python h11 parser under httpx2's default transport does, per chunk.
-    """
+def _chat_client(
+    settings: Settings,
+    endpoint: Endpoint,
+    transport: httpx2.AsyncBaseTransport | None,
+    credential: AsyncTokenCredential | None,
+) -> SdkClient:
     # The read timeout bounds the silence between two chunks; the service enforces the
-    # first-token and whole-response deadlines on top of it.
-    timeout = httpx2.Timeout(
-        connect=settings.chat_connect_timeout,
-        read=settings.chat_first_token_timeout,
-        write=settings.chat_connect_timeout,
-        pool=settings.chat_connect_timeout,
+    # first-token and whole-response deadlines on top of it. One kept-alive connection per
+    # stream the worker may hold: with the SDK's default of 100 kept alive, every stream above
+    # 100 would open (and TLS-handshake) a new connection.
+    return sdk_client(
+        endpoint,
+        connect_timeout=settings.chat_connect_timeout,
+        read_timeout=settings.chat_first_token_timeout,
+        pool_size=settings.chat_max_streams,
+        transport=transport,
+        credential=credential,
     )
-    hooks: Hooks = {"request": [_drop_authorization]} if auth_mode == "none" else {}
-    # One kept-alive connection per stream the worker may hold: with the SDK's default of 100
-    # kept alive, every stream above 100 would open (and TLS-handshake) a new connection.
-    limits = httpx2.Limits(
-        max_connections=settings.chat_max_streams,
-        max_keepalive_connections=settings.chat_max_streams,
-    )
-    if transport is not None:
-        client: httpx2.AsyncClient = openai.DefaultAsyncHttpxClient(
-            transport=transport, timeout=timeout, limits=limits, event_hooks=hooks
-        )
-    else:
-        client = openai.DefaultAioHttpClient(timeout=timeout, limits=limits, event_hooks=hooks)
-    return client, timeout
-
-
-async def _drop_authorization(request: httpx2.Request) -> None:
-    request.headers.pop("Authorization", None)

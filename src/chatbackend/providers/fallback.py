@@ -18,7 +18,7 @@ import anyio
 from limits.aio.storage import Storage
 from limits.errors import StorageError
 
-from chatbackend import errors
+from chatbackend import errors, observed
 from chatbackend.aio import aclose
 from chatbackend.providers.base import AuthMode, Delta, GenerationRequest, Provider
 from chatbackend.requestlog import current_request
@@ -72,11 +72,12 @@ class ProviderHealth:
 
 
 def _served_by(member: Provider) -> None:
-    """The request log names the member that answered, not the chain's primary."""
+    """The request log and the call's span name the member that answered, not the primary."""
     record = current_request.get()
     if record is not None:
         record.provider = member.name
         record.model = member.model
+    observed.served_by(member)
 
 
 def _falls_through(exc: errors.ChatError) -> bool:

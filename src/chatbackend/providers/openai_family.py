@@ -62,6 +62,12 @@ class OpenAIProvider:
         self._token = token
         self._max_tokens_parameter = max_tokens_parameter
 
+    @property
+    def server(self) -> tuple[str, int]:
+        """``server.address`` and ``server.port`` of the upstream, for its span."""
+        url = self._client.base_url
+        return url.host, url.port or (443 if url.scheme == "https" else 80)
+
     async def ready(self) -> str | None:
         """Configured and, with keyless auth, the credential can produce a token (the credential
         caches it, so this is no more than a cache read most of the time)."""
@@ -108,7 +114,7 @@ class OpenAIProvider:
         # One loop from the network read to the delta: the SSE lines of each read are split
         # here, and all the text they carry becomes one delta.
         parser = _ChunkParser(self.model)
-        body = response.aiter_bytes()
+        body = _body(response)
         pending = b""
         data: list[bytes] = []
         try:
@@ -172,6 +178,17 @@ class OpenAIProvider:
         }
         parameters.update({k: v for k, v in optional.items() if v is not None})
         return parameters
+
+
+def _body(response: httpx2.Response) -> AsyncIterator[bytes]:
+    """The body as it arrives. Without a ``Content-Encoding`` (what every OpenAI-style server
+    sends for a stream) the response's own byte stream is read directly: ``aiter_bytes`` adds
+    two generator layers, a decoder and two chunkers per network read, and does nothing here."""
+    if "content-encoding" in response.headers or not isinstance(
+        response.stream, httpx2.AsyncByteStream
+    ):
+        return response.aiter_bytes()
+    return aiter(response.stream)
 
 
 def _message(message: Message) -> dict[str, Any]:

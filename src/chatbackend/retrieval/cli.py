@@ -61,11 +61,9 @@ async def preflight(settings: Settings) -> None:
 async def _opened(
     settings: Settings, transport: httpx2.AsyncBaseTransport | None = None
 ) -> AsyncIterator[tuple[Database, CachedEmbedder]]:
-    from chatbackend.store import open_database
+    from chatbackend.store import open_configured_database
 
-    database = await open_database(
-        settings.database_url.get_secret_value(), pool_size=settings.database_pool_size
-    )
+    database = await open_configured_database(settings)
     embedder = build_embedder(settings, transport=transport)
     try:
         yield database, embedder

@@ -1,7 +1,8 @@
 """Embeddings from Azure OpenAI, OpenAI or a compatible server, through the SDK's endpoint.
 
-The client is built like the chat provider's (same base URLs, keyless Azure through a bearer token
-provider); the SDK does not retry, this module does, within ``CHAT_RETRY_BUDGET_SECONDS``.
+The SDK client is built by ``providers.clients``, as the chat provider's is (same base URLs,
+keyless Azure through a bearer token provider); the SDK does not retry, this module does, within
+``CHAT_RETRY_BUDGET_SECONDS``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ import httpx2
 import openai
 
 from chatbackend import errors
-from chatbackend.providers.openai_family import ApiKey, to_chat_error
+from chatbackend.providers.clients import (
+    OPENAI_BASE_URL,
+    AzureEndpoint,
+    Endpoint,
+    OpenAIEndpoint,
+    sdk_client,
+)
+from chatbackend.providers.openai_family import to_chat_error
 from chatbackend.retrieval.embedder import Vector
 from chatbackend.retrieval.tokens import count_o200k
 from chatbackend.settings import Settings
@@ -24,8 +32,6 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
 RemoteKind = Literal["azure", "openai", "compatible"]
-OPENAI_BASE_URL = "https://api.openai.com/v1"
-COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
 T = TypeVar("T")
 
 
@@ -120,92 +126,49 @@ def build_remote_embedder(
     model = settings.embedding_model
     dimensions = settings.embedding_dimensions
     assert model is not None and dimensions is not None  # checked by Settings
-    timeout = httpx2.Timeout(
-        connect=settings.chat_connect_timeout,
-        read=settings.chat_first_token_timeout,
-        write=settings.chat_connect_timeout,
-        pool=settings.chat_connect_timeout,
+    made = sdk_client(
+        _endpoint(settings, kind, model),
+        connect_timeout=settings.chat_connect_timeout,
+        read_timeout=settings.chat_first_token_timeout,
+        transport=transport,
+        credential=credential,
     )
-    key = (settings.embedding_api_key or settings.chat_api_key) if kind == "compatible" else None
-    hooks = {"request": [_drop_authorization]} if kind == "compatible" and key is None else {}
-    http_client = (
-        openai.DefaultAsyncHttpxClient(transport=transport, timeout=timeout, event_hooks=hooks)
-        if transport is not None
-        else openai.DefaultAioHttpClient(timeout=timeout, event_hooks=hooks)
-    )
-    on_close: Callable[[], Awaitable[None]] | None = None
-    client: openai.AsyncOpenAI
-    if kind == "azure":
-        client, on_close = _azure_client(settings, model, http_client, credential)
-    elif kind == "openai":
-        assert settings.openai_api_key is not None  # checked by Settings
-        client = openai.AsyncOpenAI(
-            api_key=settings.openai_api_key.get_secret_value(),
-            base_url=settings.openai_base_url or OPENAI_BASE_URL,
-            http_client=http_client,
-            max_retries=0,
-        )
-    else:
-        client = openai.AsyncOpenAI(
-            api_key=key.get_secret_value() if key else "unused",
-            base_url=settings.embedding_base_url or settings.chat_base_url or "",
-            http_client=http_client,
-            max_retries=0,
-        )
     retry = RetryPolicy(
         attempts=settings.chat_retry_attempts,
         budget_seconds=settings.chat_retry_budget_seconds,
         backoff_seconds=settings.chat_retry_backoff_seconds,
     )
     return RemoteEmbedder(
-        client=client,
+        client=made.client,
         model=model,
         dimensions=dimensions,
         # text-embedding-ada-002 has one size and refuses the parameter (as the Azure sample does).
         send_dimensions="ada-002" not in model,
         retry=retry,
-        on_close=on_close,
+        on_close=made.on_close,
     )
 
 
-def _azure_client(
-    settings: Settings,
-    deployment: str,
-    http_client: httpx2.AsyncClient,
-    credential: AsyncTokenCredential | None,
-) -> tuple[openai.AsyncOpenAI, Callable[[], Awaitable[None]] | None]:
-    """Like the chat provider: the v1 endpoint, or the deployment path with
-    ``AZURE_OPENAI_API_VERSION``; a key, or an Entra token from the same credential chain."""
-    assert settings.azure_openai_endpoint is not None  # checked by Settings
-    endpoint = settings.azure_openai_endpoint.rstrip("/")
-    key = settings.azure_openai_api_key
-    token_provider: Callable[[], Awaitable[str]] | None = None
-    on_close: Callable[[], Awaitable[None]] | None = None
-    if key is None:
-        from azure.identity.aio import get_bearer_token_provider
-
-        from chatbackend.providers import _azure_credential
-
-        owned = credential or _azure_credential(settings.azure_client_id)
-        token_provider = get_bearer_token_provider(owned, COGNITIVE_SERVICES_SCOPE)
-        on_close = owned.close
-    if settings.azure_openai_api_version:
-        client: openai.AsyncOpenAI = openai.AsyncAzureOpenAI(
-            azure_endpoint=endpoint,
-            azure_deployment=deployment,
-            api_version=settings.azure_openai_api_version,
+def _endpoint(settings: Settings, kind: RemoteKind, model: str) -> Endpoint:
+    """The chat provider's endpoint of ``kind``; on Azure, ``model`` is the deployment."""
+    if kind == "azure":
+        assert settings.azure_openai_endpoint is not None  # checked by Settings
+        key = settings.azure_openai_api_key
+        return AzureEndpoint(
+            settings.azure_openai_endpoint,
+            model,
             api_key=key.get_secret_value() if key is not None else None,
-            azure_ad_token_provider=token_provider,
-            http_client=http_client,
-            max_retries=0,
+            api_version=settings.azure_openai_api_version,
+            client_id=settings.azure_client_id,
         )
-        return client, on_close
-    api_key: ApiKey = key.get_secret_value() if key is not None else token_provider  # type: ignore[assignment]
-    client = openai.AsyncOpenAI(
-        api_key=api_key, base_url=f"{endpoint}/openai/v1/", http_client=http_client, max_retries=0
+    if kind == "openai":
+        assert settings.openai_api_key is not None  # checked by Settings
+        return OpenAIEndpoint(
+            settings.openai_base_url or OPENAI_BASE_URL,
+            api_key=settings.openai_api_key.get_secret_value(),
+        )
+    key = settings.embedding_api_key or settings.chat_api_key
+    return OpenAIEndpoint(
+        settings.embedding_base_url or settings.chat_base_url or "",
+        api_key=key.get_secret_value() if key else None,
     )
-    return client, on_close
-
-
-async def _drop_authorization(request: httpx2.Request) -> None:
-    request.headers.pop("Authorization", None)

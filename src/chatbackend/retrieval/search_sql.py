@@ -66,18 +66,22 @@ def _sqlite_arms(owner: str | None, match: str) -> dict[str, str]:
         "ORDER BY bm LIMIT :candidates"
     )
     return {
+        # A vector without direction has no distance (NULL): it is near nothing. The unary
+        # plus keeps the test out of vec0's KNN constraints, which refuse it.
         "vector": "SELECT id, RANK() OVER (ORDER BY distance) AS rank, 1 - distance AS score "
-        f"FROM ({knn})",
+        f"FROM ({knn}) WHERE +distance IS NOT NULL",
         "text": f"SELECT id, RANK() OVER (ORDER BY bm) AS rank, -bm AS score FROM ({matches})",
     }
 
 
 def _postgres_arms(owner: str | None, match: str) -> dict[str, str]:
     where = _owner("owner_id", owner, "postgresql")
+    # A vector without direction has no cosine distance (NaN): it is near nothing.
     distance = "embedding <=> CAST(CAST(:vector AS text) AS vector)"
     vector = (
         f"SELECT id, RANK() OVER (ORDER BY {distance}) AS rank, 1 - ({distance}) AS score "
-        f"FROM chunks WHERE {where} ORDER BY {distance} LIMIT :candidates"
+        f"FROM chunks WHERE {where} AND {distance} <> 'NaN' ORDER BY {distance} "
+        "LIMIT :candidates"
     )
     text_arm = (
         "SELECT id, RANK() OVER (ORDER BY ts_rank_cd(tsv, q) DESC) AS rank, "

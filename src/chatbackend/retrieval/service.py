@@ -7,7 +7,6 @@ embedder fails nothing is written, and when a write fails the transaction takes 
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -34,6 +33,7 @@ from chatbackend.retrieval.search_sql import (
 )
 from chatbackend.retrieval.vector_space import Space, ensure_space, store_vectors
 from chatbackend.store import Database
+from chatbackend.store import cursor as keyset
 from chatbackend.store.types import utcnow
 
 
@@ -113,6 +113,17 @@ class DocumentService:
         if not pieces:
             raise errors.EmptyDocument()
         vectors = await self.embedder.embed(pieces)
+        return await self.store(caller, new, pieces, vectors)
+
+    async def store(
+        self,
+        caller: Caller,
+        new: NewDocument,
+        pieces: Sequence[str],
+        vectors: Sequence[Sequence[float]],
+    ) -> Document:
+        """Write a document already chunked and embedded (by this service's embedder: its
+        vectors must be of ``space``), in one transaction."""
         row = DocumentRow(
             id=uuid.uuid4(),
             owner_id=caller.key_id,
@@ -186,6 +197,11 @@ class DocumentService:
         if mode == "text" and not words:
             return SearchResult([], _ms(started))
         vector = (await self.embedder.embed([query]))[0] if mode != "text" else None
+        if vector is not None and not any(vector):
+            # A vector without direction is near nothing (its cosine distance is undefined).
+            if mode == "vector" or not words:
+                return SearchResult([], _ms(started))
+            mode, vector = "text", None
         async with self._db.session() as session:
             hits = await self._search(session, caller, words, vector, top_k=top_k, mode=mode)
         return SearchResult(hits, _ms(started))
@@ -242,15 +258,12 @@ def _document(row: DocumentRow) -> Document:
 
 
 def _encode_cursor(row: DocumentRow) -> str:
-    raw = f"{row.created_at.isoformat()}|{row.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return keyset.encode(row.created_at, row.id)
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def _decode_cursor(text: str) -> tuple[datetime, uuid.UUID]:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, last_id = raw.split("|")
-        return datetime.fromisoformat(created), uuid.UUID(last_id)
+        return keyset.decode(text)
     except ValueError:
         raise errors.InvalidRequest("cursor: not a cursor this server returned") from None
 

@@ -13,10 +13,14 @@ from chatbackend import errors
 from chatbackend.retrieval.extract import decode, extract, kind_of
 from chatbackend.retrieval.service import NewDocument
 
+# Text to index: at least one character that is not white space (to Python, ``str.strip``, which
+# also strips the ASCII separators; to the regex engines behind the OpenAPI document, ``\s``).
+INDEXABLE = r"[^\s\x1c-\x1f]"
+
 
 class DocumentBody(BaseModel):
     title: str = Field(min_length=1, max_length=1000)
-    text: str
+    text: str = Field(pattern=INDEXABLE)
     source: str | None = Field(default=None, max_length=2000)
     metadata: dict[str, Any] = Field(default_factory=dict)
 

@@ -7,12 +7,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from chatbackend.dependencies import CallerDep, DocumentsDep, SettingsDep
-from chatbackend.protocol import ErrorResponse
+from chatbackend.protocol import ErrorResponse, StrictInt
 from chatbackend.retrieval.service import Document
 from chatbackend.retrieval.upload import DocumentBody, read_document
+from chatbackend.store import cursor as keyset
+from chatbackend.wirecheck import integral
 
 
 class DocumentCreated(BaseModel):
@@ -34,8 +36,10 @@ class DocumentPage(BaseModel):
 
 class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=8000)
-    top_k: int = Field(default=5, ge=1, le=50)
+    top_k: StrictInt = Field(default=5, ge=1, le=50)
     mode: Literal["hybrid", "vector", "text"] = "hybrid"
+
+    _integral = field_validator("top_k", mode="before")(integral)
 
 
 class SearchHit(BaseModel):
@@ -108,7 +112,7 @@ async def list_documents(
     documents: DocumentsDep,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(pattern=keyset.PATTERN)] = None,
 ) -> DocumentPage:
     """The caller's documents, newest first."""
     page = await documents.page(caller, limit=limit, cursor=cursor)

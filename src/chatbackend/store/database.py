@@ -36,6 +36,7 @@ SQLITE_PRAGMAS = (
     "foreign_keys = ON",
 )
 PasswordSource = Callable[[], Awaitable[str]]
+CloseHook = Callable[[], Awaitable[None]]
 
 
 class UnsupportedDatabase(ValueError):
@@ -62,9 +63,10 @@ class Database:
     """The engine and its sessions. ``async with db.session() as s, s.begin(): ...`` is one unit
     of work; on SQLite every transaction starts with ``BEGIN IMMEDIATE`` (no lock upgrades)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, on_close: CloseHook | None = None) -> None:
         self.engine = engine
         self.session = async_sessionmaker(engine, expire_on_commit=False)
+        self._on_close = on_close
 
     @property
     def dialect(self) -> str:
@@ -97,14 +99,27 @@ class Database:
 
     async def aclose(self) -> None:
         await self.engine.dispose()
+        if self._on_close is not None:
+            await self._on_close()
 
 
 async def open_database(
-    url: str, *, pool_size: int = 10, password: PasswordSource | None = None
+    url: str,
+    *,
+    pool_size: int = 10,
+    password: PasswordSource | None = None,
+    on_close: CloseHook | None = None,
 ) -> Database:
     """Connect, create the SQLite file's directory, and migrate. ``password`` is called for each
-    new PostgreSQL connection (an Entra token)."""
-    database = Database(build_engine(url, pool_size=pool_size, password=password))
+    new PostgreSQL connection (an Entra token); ``on_close`` runs after the engine is disposed
+    (it closes what the password came from), also when opening fails."""
+    try:
+        engine = build_engine(url, pool_size=pool_size, password=password)
+    except BaseException:
+        if on_close is not None:
+            await on_close()
+        raise
+    database = Database(engine, on_close=on_close)
     try:
         await database.migrate()
     except BaseException:

@@ -66,3 +66,10 @@ class MessageRow(Base):
     completion_tokens: Mapped[int | None]
     total_tokens: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Function calling: an assistant message's ``[{id, name, arguments}]``; a ``tool``
+    # message's call id, tool name and, when the tool failed, its error.
+    tool_calls: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    tool_call_id: Mapped[str | None] = mapped_column(Text)
+    tool_name: Mapped[str | None] = mapped_column(Text)
+    tool_error_code: Mapped[str | None] = mapped_column(String(32))
+    tool_error_message: Mapped[str | None] = mapped_column(Text)

@@ -190,6 +190,16 @@ class GenAICall:
             span_attributes["gen_ai.output.messages"] = _output_message(answer, finish)
         self._span.set_attributes(span_attributes)
 
+    def served_by(self, provider: str, model: str, server: tuple[str, int] | None) -> None:
+        """A fallback chain's member answered: the span and the metrics name it, not the primary."""
+        name = PROVIDER_NAMES.get(provider, provider)
+        served: Attributes = {"gen_ai.provider.name": name, "gen_ai.request.model": model}
+        self._attributes = {**self._attributes, **served}
+        self._span.update_name(f"{OPERATION} {model}")
+        self._span.set_attributes({**served, "gen_ai.system": name})
+        if server is not None:
+            self._span.set_attributes({"server.address": server[0], "server.port": server[1]})
+
     def failed(self, error_type: str) -> None:
         self._error_type = error_type
         self._span.set_status(Status(StatusCode.ERROR, error_type))

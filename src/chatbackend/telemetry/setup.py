@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.metrics import Histogram, NoOpMeterProvider
+from opentelemetry.metrics import Histogram
 from opentelemetry.sdk.metrics import (
     AlwaysOffExemplarFilter,
     AlwaysOnExemplarFilter,
@@ -50,10 +49,19 @@ from chatbackend.providers import OPENAI_BASE_URL
 from chatbackend.providers.base import Provider
 from chatbackend.settings import Settings, SettingsError
 from chatbackend.telemetry.genai import GenAITracer, Instruments
+from chatbackend.telemetry.server import ServerSpans
 from chatbackend.telemetry.tools import ToolSpans
 
 # Regexes matched against the URL: probes, docs and the scrape endpoint are not traced.
-EXCLUDED_URLS = "/health/live,/health/ready,/docs,/redoc,/openapi.json,/metrics"
+EXCLUDED_PATHS = (
+    "/health/live",
+    "/health/ready",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/openapi.json",
+    "/metrics",
+)
 _UNMEASURED_PATHS = frozenset({"/health/live", "/health/ready", "/metrics"})
 # The stable HTTP conventions' advisory boundaries, extended for minutes-long streamed answers.
 _HTTP_SECONDS_BUCKETS = (
@@ -83,19 +91,13 @@ class Telemetry:
     metrics_endpoint: MetricsEndpoint | None
 
     def instrument(self, app: FastAPI) -> None:
-        """One server span per request (no per-chunk send/receive spans), and ``/metrics``.
+        """One server span per request (``chatbackend.telemetry.server``), and ``/metrics``.
 
-        The instrumentation gets a no-op meter provider: its five HTTP measurements per request
-        (duration, active requests up and down, body sizes) with eight attributes each cost
-        more CPU than the spans. ``record_request`` records the one that matters instead.
+        Added last, so it is the outermost middleware: the request log inside it sees the
+        span's trace id. ``record_request`` records ``http.server.request.duration``.
         """
-        FastAPIInstrumentor.instrument_app(
-            app,
-            tracer_provider=self.tracer_provider,
-            meter_provider=NoOpMeterProvider(),
-            excluded_urls=EXCLUDED_URLS,
-            exclude_spans=["receive", "send"],
-        )
+        tracer = self.tracer_provider.get_tracer(INSTRUMENTATION_SCOPE, SERVICE_VERSION)
+        app.add_middleware(ServerSpans, tracer=tracer, excluded=EXCLUDED_PATHS)
         if self.metrics_endpoint is not None:
             app.add_route("/metrics", self.metrics_endpoint, include_in_schema=False)
 

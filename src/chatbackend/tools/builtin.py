@@ -10,6 +10,7 @@ from pydantic import AfterValidator, Field
 
 from chatbackend.settings import Settings, SettingsError
 from chatbackend.tools import calculator
+from chatbackend.tools.documents import search_documents
 from chatbackend.tools.registry import Tool, ToolRegistry, tool
 from chatbackend.tools.runner import ToolRunner, ToolTracer
 
@@ -59,7 +60,8 @@ async def calculate(
     return calculator.evaluate(expression)
 
 
-BUILTIN_TOOLS: tuple[Tool, ...] = (get_current_time, calculate)
+# ``search_documents`` is offered only when retrieval is on (see ``tools.documents``).
+BUILTIN_TOOLS: tuple[Tool, ...] = (get_current_time, calculate, search_documents)
 
 
 def builtin_registry() -> ToolRegistry:

@@ -3,7 +3,8 @@
 ``@tool`` reads the function's signature (``Annotated[..., Field(...)]`` constraints included) into
 a pydantic model that both produces the ``parameters`` schema sent upstream and validates the
 arguments the model sends back; the description is the docstring's first paragraph, and each
-parameter's description comes from its ``Field`` or from the docstring's ``Args:`` section.
+parameter's description comes from its ``Field`` or from the docstring's ``Args:`` section. A
+parameter typed ``ToolContext`` is not the model's to fill: the runner passes the request's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from chatbackend.providers.base import ToolDefinition
+from chatbackend.tools.context import ToolContext
 
 ToolFunction = Callable[..., Awaitable[object]]
 JsonSchema = dict[str, Any]
@@ -44,23 +46,30 @@ class Tool:
     parameters: JsonSchema
     function: ToolFunction
     arguments: type[BaseModel]
+    # The parameter typed ``ToolContext``, if the function takes one: passed by the runner.
+    context_parameter: str | None = None
 
     @property
     def definition(self) -> ToolDefinition:
         """What the model is told about the tool."""
         return ToolDefinition(self.name, self.description, self.parameters)
 
-    async def run(self, arguments: str) -> str:
+    async def run(self, arguments: str, *, context: ToolContext | None = None) -> str:
         """Validate ``arguments`` (JSON text), call the function, return its result as text.
 
-        Raises ``InvalidArguments`` for arguments that do not fit; whatever the function raises
-        is passed on.
+        Raises ``InvalidArguments`` for arguments that do not fit, ``ToolError`` when the tool
+        needs the request's ``context`` and there is none; whatever the function raises is
+        passed on.
         """
         try:
             parsed = self.arguments.model_validate_json(arguments.strip() or "{}")
         except ValidationError as exc:
             raise InvalidArguments(_describe(exc)) from None
         values = {name: getattr(parsed, name) for name in type(parsed).model_fields}
+        if self.context_parameter is not None:
+            if context is None:
+                raise ToolError(f"{self.name} is not available outside a request")
+            values[self.context_parameter] = context
         result = await self.function(**values)
         return result if isinstance(result, str) else pydantic_core.to_json(result).decode()
 
@@ -89,26 +98,35 @@ def build_tool(function: ToolFunction, *, name: str | None = None) -> Tool:
     summary, documented = _parse_docstring(inspect.getdoc(function) or "")
     if not summary:
         raise ValueError(f"tool {tool_name} needs a docstring: it is the model's description")
-    model = _arguments_model(function, tool_name, documented)
+    hints = typing.get_type_hints(function, include_extras=True)
+    context = next((n for n, h in hints.items() if h is ToolContext and n != "return"), None)
+    model = _arguments_model(function, tool_name, documented, hints, skip=context)
     return Tool(
         name=tool_name,
         description=summary,
         parameters=_without_titles(model.model_json_schema()),
         function=function,
         arguments=model,
+        context_parameter=context,
     )
 
 
 def _arguments_model(
-    function: ToolFunction, tool_name: str, documented: dict[str, str]
+    function: ToolFunction,
+    tool_name: str,
+    documented: dict[str, str],
+    hints: dict[str, Any],
+    *,
+    skip: str | None,
 ) -> type[BaseModel]:
-    hints = typing.get_type_hints(function, include_extras=True)
     fields: dict[str, Any] = {}
     for parameter in inspect.signature(function).parameters.values():
         if parameter.kind not in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
             raise TypeError(f"tool {tool_name}: *args and **kwargs have no schema")
         if parameter.name not in hints:
             raise TypeError(f"tool {tool_name}: parameter {parameter.name} needs a type hint")
+        if parameter.name == skip:
+            continue
         default = ... if parameter.default is parameter.empty else parameter.default
         description = documented.get(parameter.name)
         if _has_description(hints[parameter.name]):
@@ -207,6 +225,11 @@ class ToolRegistry:
     def definitions(self) -> tuple[ToolDefinition, ...]:
         """What the model is told about every tool, built once."""
         return self._definitions
+
+    def without(self, names: Iterable[str]) -> ToolRegistry:
+        """This registry less the named tools (names it does not hold are ignored)."""
+        unwanted = set(names)
+        return ToolRegistry(t for t in self._tools.values() if t.name not in unwanted)
 
     def select(self, names: Iterable[str]) -> ToolRegistry:
         """The named subset, in this registry's order; an unknown name raises ``KeyError``."""

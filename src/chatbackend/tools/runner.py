@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from chatbackend.providers.base import ToolFailure, ToolFailureCode, ToolResult
+from chatbackend.tools.context import ToolContext, current_tool_context
 from chatbackend.tools.registry import InvalidArguments, ToolError, ToolRegistry
 
 logger = logging.getLogger("chatbackend.tools")
@@ -56,26 +57,43 @@ class ToolRunner:
     ) -> list[ToolResult]:
         """Every call's result, in the order of ``calls``; the calls run concurrently.
 
-        ``names`` narrows the tools for this request (``context.overrides.tools``).
+        ``names`` narrows the tools for this request (``context.overrides.tools``); the tools
+        that ask for it get the request's ``ToolContext`` (``tools.context``).
         """
         registry = self.registry.select(names) if names is not None else None
+        context = current_tool_context()
         if len(calls) == 1:
-            return [await self.run(calls[0], registry=registry)]
+            return [await self.run(calls[0], registry=registry, context=context)]
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self.run(call, registry=registry)) for call in calls]
+            tasks = [
+                group.create_task(self.run(call, registry=registry, context=context))
+                for call in calls
+            ]
         return [task.result() for task in tasks]
 
-    async def run(self, call: Call, *, registry: ToolRegistry | None = None) -> ToolResult:
+    async def run(
+        self,
+        call: Call,
+        *,
+        registry: ToolRegistry | None = None,
+        context: ToolContext | None = None,
+    ) -> ToolResult:
         trace = self.tracer.start(call) if self.tracer is not None else None
         result: ToolResult | None = None
         try:
-            result = await self._run(call, registry or self.registry)
+            result = await self._run(call, registry or self.registry, context)
             return result
         finally:
             if trace is not None:
                 trace.end(result)
 
-    async def _run(self, call: Call, registry: ToolRegistry) -> ToolResult:
+    def without(self, names: Iterable[str]) -> ToolRunner:
+        """This runner less the named tools."""
+        return ToolRunner(self.registry.without(names), timeout=self.timeout, tracer=self.tracer)
+
+    async def _run(
+        self, call: Call, registry: ToolRegistry, context: ToolContext | None
+    ) -> ToolResult:
         tool = registry.get(call.name)
         if tool is None:
             known = ", ".join(registry.names) or "none"
@@ -83,7 +101,7 @@ class ToolRunner:
             return _failed(call, "unknown_tool", message)
         try:
             async with asyncio.timeout(self.timeout) as deadline:
-                content = await tool.run(call.arguments)
+                content = await tool.run(call.arguments, context=context)
         except InvalidArguments as exc:
             return _failed(call, "invalid_arguments", f"invalid arguments: {exc}")
         except ToolError as exc:

@@ -328,7 +328,7 @@ async function openConversation(id) {
   }
   openedConversation(conversation);
   clearThread(conversation.title || "Untitled");
-  for (const message of conversation.messages ?? []) showStored(message);
+  showStored(conversation.messages ?? []);
   closeSidebar();
   refreshList();
 }
@@ -339,18 +339,34 @@ function openedConversation(conversation) {
   history.replaceState(null, "", `#c=${encodeURIComponent(conversation.id)}`);
 }
 
-function showStored(message) {
-  if (message.role === "user") return addUser(message.content);
-  if (message.role !== "assistant") {
-    const holder = bubble("assistant");
-    addDetails(holder, `Tool result`, String(message.content ?? ""));
-    return;
+// A stored answer is its tool rounds (assistant messages with tool_calls, each followed by its
+// tool results) and then its final message: one bubble, as it looked while it streamed.
+function showStored(messages) {
+  let answer = null;
+  let text = "";
+  for (const message of messages) {
+    if (message.role === "user") {
+      answer = null;
+      addUser(message.content);
+      continue;
+    }
+    if (!answer) {
+      answer = bubble("assistant");
+      text = "";
+    }
+    if (message.role === "tool") {
+      const { name, content, error } = message;
+      showTool(answer, { tool_result: { name, content, error } });
+      continue;
+    }
+    for (const call of message.tool_calls ?? []) showTool(answer, { tool_call: call });
+    text += message.content ?? "";
+    paintAnswer(answer, text);
+    if (message.tool_calls) continue;
+    const reason = message.finish_reason;
+    if (reason && reason !== "stop") addLine(answer, "meta", `Finished: ${reason}`);
+    answer = null;
   }
-  const answer = bubble("assistant");
-  for (const call of message.tool_calls ?? []) showTool(answer, { tool_call: call });
-  paintAnswer(answer, message.content ?? "");
-  const reason = message.finish_reason;
-  if (reason && reason !== "stop") addLine(answer, "meta", `Finished: ${reason}`);
 }
 
 function newChat() {
