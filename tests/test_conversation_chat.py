@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx2
 import pytest
+from sqlalchemy import event
 
 from chatbackend.app import create_app
+from chatbackend.context.budget import PER_MESSAGE_TOKENS
+from chatbackend.context.tokens import tiktoken_count
 from chatbackend.settings import load_settings
 from loadtests.fake_upstream import FakeUpstream
-from tests.servers import serve
+from tests.databases import stored_conversation
+from tests.servers import serve, serve_with_state
 
 TURN: dict[str, Any] = {"messages": [{"role": "user", "content": "Tell me a story"}]}
 ANSWER = "The quick brown fox jumps"
@@ -211,3 +216,200 @@ def test_fifty_concurrent_turns_on_fifty_conversations_lose_nothing(
             ("user", "Tell me a story"),
             ("assistant", ANSWER),
         ]
+
+
+def _words(count: int) -> str:
+    return " ".join(["hello"] * count)  # one o200k token and one fake-upstream word per word
+
+
+def test_a_system_prompt_that_does_not_fit_beside_the_message_stores_nothing(
+    backend: Callable[..., Any], database_url: str
+) -> None:
+    """The new message fits alone, not with the new system prompt: 400, nothing stored, and the
+    conversation keeps its old system prompt."""
+    with backend(chat_context_tokens=300) as url:  # budget 225: 300 minus a quarter
+        conversation_id = _new(url)
+        too_long = {
+            "messages": [
+                {"role": "system", "content": _words(150)},
+                {"role": "user", "content": _words(100)},
+            ]
+        }
+        response = httpx2.post(f"{url}/conversations/{conversation_id}/chat", json=too_long)
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "context_too_long"
+        stored = stored_conversation(database_url, conversation_id)
+        assert stored.messages == [] and stored.message_count == 0
+        assert stored.busy_until is None
+        # The refused system prompt was not kept: the message alone is served now.
+        alone = {"messages": [{"role": "user", "content": _words(100)}]}
+        httpx2.post(f"{url}/conversations/{conversation_id}/chat", json=alone).raise_for_status()
+        assert stored_conversation(database_url, conversation_id).roles == ["user", "assistant"]
+
+
+def test_a_stored_system_prompt_that_leaves_no_room_refuses_and_stores_nothing(
+    backend: Callable[..., Any], database_url: str
+) -> None:
+    with backend(chat_context_tokens=300) as url:
+        conversation_id = _new(url)
+        first = {
+            "messages": [
+                {"role": "system", "content": _words(150)},
+                {"role": "user", "content": "Hi"},
+            ]
+        }
+        httpx2.post(f"{url}/conversations/{conversation_id}/chat", json=first).raise_for_status()
+        long_turn = {"messages": [{"role": "user", "content": _words(100)}]}
+        response = httpx2.post(f"{url}/conversations/{conversation_id}/chat", json=long_turn)
+        assert response.json()["error"]["code"] == "context_too_long"
+        stored = stored_conversation(database_url, conversation_id)
+        stored.assert_whole()
+        assert stored.roles == ["user", "assistant"]
+
+
+def test_a_rate_limited_turn_stores_nothing(backend: Callable[..., Any], database_url: str) -> None:
+    with backend(rate_limit_requests_per_minute=2) as url:
+        conversation_id = _new(url)  # request 1 of the minute
+        turn = f"{url}/conversations/{conversation_id}/chat/stream"
+        assert httpx2.post(turn, json=TURN).status_code == 200  # request 2
+        refused = httpx2.post(turn, json=TURN)
+        assert refused.status_code == 429
+        assert refused.json()["error"]["code"] == "rate_limited"
+    stored = stored_conversation(database_url, conversation_id)
+    stored.assert_whole()
+    assert stored.roles == ["user", "assistant"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"messages": [{"role": "user", "content": "x" * 101}]}, 422),
+        ({**TURN, "context": {"overrides": {"x": 1}}}, 422),
+        ({"messages": []}, 422),
+        ("{not json", 400),
+    ],
+)
+def test_an_invalid_turn_stores_nothing(
+    backend: Callable[..., Any], database_url: str, body: object, status: int
+) -> None:
+    with backend(chat_max_message_chars=100) as url:
+        conversation_id = _new(url)
+        path = f"{url}/conversations/{conversation_id}/chat/stream"
+        if isinstance(body, str):
+            headers = {"content-type": "application/json"}
+            response = httpx2.post(path, content=body, headers=headers)
+        else:
+            response = httpx2.post(path, json=body)
+        assert response.status_code == status, response.text
+        # Nothing stored, and the conversation is free for the next turn.
+        stored = stored_conversation(database_url, conversation_id)
+        assert stored.messages == [] and stored.busy_until is None
+        assert httpx2.post(path, json=TURN).status_code == 200
+
+
+def test_a_refused_busy_turn_leaves_no_row(
+    url: str, fake_upstream: FakeUpstream, database_url: str
+) -> None:
+    conversation_id = _new(url)
+    fake_upstream.configure(ttft=2, tokens=5)
+    path = f"{url}/conversations/{conversation_id}/chat/stream"
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(httpx2.post, path, json=TURN, timeout=30)
+        deadline = time.monotonic() + 10
+        while stored_conversation(database_url, conversation_id).message_count == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        busy = httpx2.post(path, json={"messages": [{"role": "user", "content": "Me too"}]})
+        assert busy.status_code == 409
+        assert stored_conversation(database_url, conversation_id).messages == [
+            (1, "user", "Tell me a story", None)
+        ]
+        assert first.result().status_code == 200
+    stored = stored_conversation(database_url, conversation_id)
+    stored.assert_whole()
+    assert stored.roles == ["user", "assistant"]
+
+
+def test_the_history_sent_is_the_newest_whole_turns_within_budget(
+    backend: Callable[..., Any],
+) -> None:
+    """Eight stored turns of 60 + 5 words; the budget has room for three of them beside the
+    system prompt and the new message. The fake upstream counts the words it is sent."""
+    turn_tokens = (60 + PER_MESSAGE_TOKENS) + (5 + PER_MESSAGE_TOKENS)
+    system, new = "Be brief.", "And now?"
+    fixed = tiktoken_count(system) + tiktoken_count(new) + 2 * PER_MESSAGE_TOKENS
+    budget = fixed + 4 * turn_tokens - 1
+    max_tokens = 20
+    with backend(chat_context_tokens=budget + max_tokens) as url:
+        conversation_id = _new(url)
+        path = f"{url}/conversations/{conversation_id}/chat"
+        first = {
+            "messages": [
+                {"role": "system", "content": system},
+                {"role": "user", "content": _words(60)},
+            ]
+        }
+        httpx2.post(path, json=first).raise_for_status()
+        for _ in range(7):
+            turn = {"messages": [{"role": "user", "content": _words(60)}]}
+            httpx2.post(path, json=turn).raise_for_status()
+        last = {
+            "messages": [{"role": "user", "content": new}],
+            "context": {"overrides": {"max_tokens": max_tokens}},
+        }
+        answer = httpx2.post(path, json=last).json()
+    words_sent = answer["context"]["usage"]["prompt_tokens"]
+    assert words_sent == len(system.split()) + 3 * (60 + 5) + len(new.split())
+
+
+@pytest.mark.parametrize("route", ["chat", "chat/stream"])
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "12345", "unknown", "deleted"])
+def test_bad_ids_on_the_chat_routes_are_not_found(url: str, route: str, bad_id: str) -> None:
+    if bad_id == "unknown":
+        bad_id = str(uuid.uuid4())
+    elif bad_id == "deleted":
+        bad_id = _new(url)
+        httpx2.delete(f"{url}/conversations/{bad_id}").raise_for_status()
+    response = httpx2.post(f"{url}/conversations/{bad_id}/{route}", json=TURN)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_the_chat_routes_document_their_error_shapes(url: str) -> None:
+    paths = httpx2.get(f"{url}/openapi.json").json()["paths"]
+    for route in ("chat", "chat/stream"):
+        responses = paths[f"/conversations/{{conversation_id}}/{route}"]["post"]["responses"]
+        assert {"400", "404", "409", "422", "429"} <= set(responses)
+        for status in ("404", "409", "422"):
+            schema = responses[status]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def test_a_turn_costs_five_statements(fake_upstream: FakeUpstream, database_url: str) -> None:
+    """The per-turn database path: take the lease and read the history (UPDATE ... RETURNING,
+    SELECT), write the user message (INSERT); then store the answer and give the lease back
+    (UPDATE ... RETURNING, INSERT). Two transactions, no reads of the conversation row."""
+    fake_upstream.configure(tokens=5)
+    settings = load_settings(
+        chat_provider="compatible",
+        chat_base_url=fake_upstream.base_url,
+        chat_model="fake-model",
+        database_url=database_url,
+    )
+    statements: list[str] = []
+
+    def note(*args: Any) -> None:
+        statement = str(args[2]).lstrip().split(None, 1)[0].upper()
+        if statement in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+            statements.append(statement)
+
+    with serve_with_state(create_app(settings)) as (url, state):
+        conversation_id = _new(url)
+        engine = state["database"].engine.sync_engine
+        event.listen(engine, "before_cursor_execute", note)
+        try:
+            path = f"{url}/conversations/{conversation_id}/chat/stream"
+            httpx2.post(path, json=TURN).raise_for_status()
+        finally:
+            event.remove(engine, "before_cursor_execute", note)
+    assert statements == ["UPDATE", "SELECT", "INSERT", "UPDATE", "INSERT"]

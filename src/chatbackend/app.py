@@ -26,6 +26,9 @@ from chatbackend.access.service import build_access
 from chatbackend.batch.service import CallerSlots
 from chatbackend.cache import build_cache
 from chatbackend.chat import ChatService
+from chatbackend.context.tokens import load_counter
+from chatbackend.conversations.leases import LeaseKeeper
+from chatbackend.conversations.repository import ConversationRepository
 from chatbackend.conversations.routes import router as conversations_router
 from chatbackend.dependencies import State
 from chatbackend.gctune import tune_garbage_collector
@@ -106,6 +109,11 @@ def create_app(
             await store.aclose()
             raise
         access = build_access(settings, store, keys=api_keys(settings, database))
+        leases = LeaseKeeper(
+            ConversationRepository(database),
+            lease=settings.conversation_lease_seconds,
+            longest_turn=settings.chat_response_timeout + settings.conversation_lease_seconds,
+        )
         documents = None
         try:
             logger.info(
@@ -118,6 +126,7 @@ def create_app(
             documents = await open_documents(
                 settings, database, transport=transport, credential=credential
             )
+            await load_counter(provider)
             tracer = telemetry.tracer(provider, settings) if telemetry is not None else None
             runner = tool_runner if documents is not None else tool_runner.without(RETRIEVAL_TOOLS)
             service = ChatService(provider, settings, tracer=tracer, tools=runner)
@@ -126,6 +135,7 @@ def create_app(
                 "settings": settings,
                 "service": service,
                 "database": database,
+                "leases": leases,
                 "access": access,
                 "documents": documents,
                 "cache": build_cache(settings, provider, store.client),
@@ -135,6 +145,7 @@ def create_app(
             if documents is not None:
                 await documents.aclose()
             await access.aclose()
+            await leases.aclose()
             await database.aclose()
             await provider.aclose()
             if owned_telemetry is not None:

@@ -16,6 +16,7 @@ from chatbackend.batch.service import BatchRunner, CallerSlots
 from chatbackend.cache import ResponseCache
 from chatbackend.chat import ChatService, Hook
 from chatbackend.context.tokens import counter_for
+from chatbackend.conversations.leases import LeaseKeeper
 from chatbackend.conversations.repository import ConversationRepository
 from chatbackend.conversations.service import ConversationService
 from chatbackend.conversations.turns import ConversationChat
@@ -31,6 +32,7 @@ class State(TypedDict):
     settings: Settings
     service: ChatService
     database: Database
+    leases: LeaseKeeper
     access: Access
     documents: DocumentService | None
     cache: ResponseCache | None
@@ -85,9 +87,12 @@ async def get_conversations(database: DatabaseDep) -> ConversationService:
 ConversationsDep = Annotated[ConversationService, Depends(get_conversations)]
 
 
-async def get_conversation_chat(database: DatabaseDep, service: ServiceDep) -> ConversationChat:
+async def get_conversation_chat(
+    request: Request, database: DatabaseDep, service: ServiceDep
+) -> ConversationChat:
     count = counter_for(service.provider)
-    return ConversationChat(ConversationRepository(database), service, count=count)
+    leases = cast(LeaseKeeper, request.state.leases)
+    return ConversationChat(ConversationRepository(database), service, leases, count=count)
 
 
 ConversationChatDep = Annotated[ConversationChat, Depends(get_conversation_chat)]

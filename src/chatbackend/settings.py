@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     # A conversation's history is cut to this many tokens minus the answer's max_tokens;
     # unset: the embedded model's context (LOCAL_CONTEXT_TOKENS), else 16,000.
     chat_context_tokens: int | None = Field(default=None, ge=256)
+    # A turn's lease on its conversation: renewed every third of it while the answer streams,
+    # so after a crash the conversation takes turns again this long after at most.
+    conversation_lease_seconds: float = Field(default=15.0, ge=0.3, le=3600)
     # Retrieval (issue 15): the embedder, the chunker and the upload limit.
     embedding_provider: EmbeddingProviderName | None = None
     embedding_model: str | None = None

@@ -29,9 +29,10 @@ def cost(message: Message, count: Count) -> int:
     return count(message.content) + calls + PER_MESSAGE_TOKENS
 
 
-def check_new_turn(fixed: Sequence[Message], *, budget: int, count: Count) -> int:
-    """The tokens of the messages that always stay; ``ContextTooLong`` if they alone exceed."""
-    needed = sum(cost(m, count) for m in fixed)
+def check_new_turn(fixed: Sequence[Message], *, budget: int, count: Count, counted: int = 0) -> int:
+    """The tokens of the messages that always stay (``fixed`` plus ``counted`` tokens of
+    messages counted before); ``ContextTooLong`` if they alone exceed the budget."""
+    needed = counted + sum(cost(m, count) for m in fixed)
     if needed > budget:
         raise errors.ContextTooLong(
             f"The new message needs {needed} tokens; the context budget is {budget} "

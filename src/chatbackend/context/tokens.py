@@ -7,6 +7,7 @@ offline and in locked-down networks.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import hashlib
@@ -62,3 +63,12 @@ def counter_for(provider: object) -> Count:
     if callable(own):
         return own  # type: ignore[no-any-return]
     return tiktoken_count
+
+
+async def load_counter(provider: object) -> Count:
+    """``counter_for(provider)``, ready: building ``o200k_base`` takes about a second
+    of CPU, which would otherwise stall the worker's event loop at its first conversation turn."""
+    count = counter_for(provider)
+    if count is tiktoken_count:
+        await asyncio.to_thread(o200k_base)
+    return count

@@ -7,11 +7,12 @@ owns the rows without one): another owner's conversation is indistinguishable fr
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import get_args
+from typing import Any, get_args
 
 from pydantic import JsonValue
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbackend import errors
@@ -108,35 +109,54 @@ class ConversationRepository:
         content: str,
         system_prompt: str | None,
         lease: timedelta,
+        check: Callable[[Conversation], None],
     ) -> Turn:
         """Take the conversation's lease and commit the user message, in one transaction.
 
         The lease is one conditional UPDATE, so of concurrent turns (in any process) exactly one
-        wins; the others get ``ConversationBusy`` and store nothing.
+        wins; the others get ``ConversationBusy`` and store nothing. ``check`` sees the
+        conversation as the turn will have it (its system prompt replaced by ``system_prompt``,
+        if given) before anything is written; whatever it raises rolls the transaction back, so
+        a refused turn stores nothing and leaves the conversation free.
         """
         token = str(uuid.uuid4())
         now = utcnow()
+        lease_values = {
+            "p_id": conversation_id,
+            "p_owner": owner,
+            "p_now": now,
+            "p_token": token,
+            "p_until": now + lease,
+            "p_system_prompt": system_prompt,
+        }
         async with self._database.session() as session, session.begin():
-            taken = await session.execute(
-                update(ConversationRow)
-                .where(
-                    ConversationRow.id == conversation_id,
-                    _owned_by(owner),
-                    or_(ConversationRow.busy_token.is_(None), ConversationRow.busy_until < now),
-                )
-                .values(busy_token=token, busy_until=now + lease)
-                .returning(ConversationRow.id)
-            )
-            if taken.first() is None:
+            row = (await session.execute(_TAKE_LEASE, lease_values)).first()
+            if row is None:
                 await _load(session, owner, conversation_id)  # 404 when it is not there
                 raise errors.ConversationBusy()
-            row = await _load(session, owner, conversation_id)
+            conversation = Conversation(*row[:-1])
+            check(conversation)
             history = await _history(session, conversation_id)
-            if system_prompt is not None:
-                row.system_prompt = system_prompt
-            user = _message_row(row, "user", content, now)
-            session.add(user)
-        return Turn(_conversation(row), history, user.id, uuid.uuid4(), token)
+            user_id = uuid.uuid4()
+            user = {
+                "id": user_id,
+                "conversation_id": conversation_id,
+                "seq": row.message_count,
+                "role": "user",
+                "content": content,
+                "created_at": now,
+            }
+            await session.execute(_INSERT_MESSAGE, user)
+        return Turn(conversation, history, user_id, uuid.uuid4(), token)
+
+    async def renew_leases(self, tokens: list[str], lease: timedelta) -> None:
+        """Move the leases held with ``tokens`` to ``lease`` from now (one UPDATE)."""
+        async with self._database.session() as session, session.begin():
+            await session.execute(
+                update(ConversationRow)
+                .where(ConversationRow.busy_token.in_(tokens))
+                .values(busy_until=utcnow() + lease)
+            )
 
     async def finish_turn(self, turn: Turn, answer: StoredAnswer | None) -> bool:
         """Store ``answer`` (if any: its tool rounds, then its final message, with the next
@@ -144,27 +164,74 @@ class ConversationRepository:
         lost (the conversation was deleted, or the lease expired and another turn took it)."""
         now = utcnow()
         count = answer.message_count if answer is not None else 0
+        release = {
+            "p_id": turn.conversation.id,
+            "p_token": turn.token,
+            "p_now": now,
+            "p_count": count,
+        }
         async with self._database.session() as session, session.begin():
-            held = await session.execute(
-                update(ConversationRow)
-                .where(
-                    ConversationRow.id == turn.conversation.id,
-                    ConversationRow.busy_token == turn.token,
-                )
-                .values(
-                    busy_token=None,
-                    busy_until=None,
-                    message_count=ConversationRow.message_count + count,
-                    updated_at=now,
-                )
-                .returning(ConversationRow.message_count)
-            )
-            last = held.scalar_one_or_none()
+            last = (await session.execute(_GIVE_LEASE_BACK, release)).scalar_one_or_none()
             if last is None:
                 return False
             if answer is not None:
                 session.add_all(_answer_rows(turn, answer, first=last - count + 1, now=now))
         return True
+
+
+# The statements of a turn, built once (building a statement costs more than running it).
+# Taking the lease also numbers the user message and sets the system prompt, if one is sent.
+# Core statements on the tables, not the ORM: an ORM UPDATE first evaluates its WHERE against
+# every loaded object, and ORM rows cost several times a plain row to load.
+_CONVERSATIONS = ConversationRow.metadata.tables[ConversationRow.__tablename__]
+_MESSAGES = MessageRow.metadata.tables[MessageRow.__tablename__]
+_conversation_columns = _CONVERSATIONS.c
+_CONVERSATION_FIELDS = ("id", "title", "metadata", "system_prompt", "created_at", "updated_at")
+_TAKE_LEASE = (
+    update(_CONVERSATIONS)
+    .where(
+        _conversation_columns.id == bindparam("p_id"),
+        _conversation_columns.owner_id.is_not_distinct_from(bindparam("p_owner")),
+        or_(
+            _conversation_columns.busy_token.is_(None),
+            _conversation_columns.busy_until < bindparam("p_now"),
+        ),
+    )
+    .values(
+        busy_token=bindparam("p_token"),
+        busy_until=bindparam("p_until"),
+        message_count=_conversation_columns.message_count + 1,
+        updated_at=bindparam("p_now"),
+        system_prompt=func.coalesce(
+            bindparam("p_system_prompt"), _conversation_columns.system_prompt
+        ),
+    )
+    .returning(
+        # a Conversation's fields, in order, then the user message's sequence number
+        *(_conversation_columns[name] for name in _CONVERSATION_FIELDS),
+        _conversation_columns.message_count,
+    )
+)
+_GIVE_LEASE_BACK = (
+    update(_CONVERSATIONS)
+    .where(
+        _conversation_columns.id == bindparam("p_id"),
+        _conversation_columns.busy_token == bindparam("p_token"),
+    )
+    .values(
+        busy_token=None,
+        busy_until=None,
+        message_count=_conversation_columns.message_count + bindparam("p_count"),
+        updated_at=bindparam("p_now"),
+    )
+    .returning(_conversation_columns.message_count)
+)
+_INSERT_MESSAGE = insert(_MESSAGES)
+_HISTORY = (
+    select(_MESSAGES)
+    .where(_MESSAGES.c.conversation_id == bindparam("p_id"))
+    .order_by(_MESSAGES.c.seq)
+)
 
 
 def _owned_by(owner: Owner) -> ColumnElement[bool]:
@@ -181,25 +248,8 @@ async def _load(session: AsyncSession, owner: Owner, conversation_id: uuid.UUID)
 
 
 async def _history(session: AsyncSession, conversation_id: uuid.UUID) -> list[StoredMessage]:
-    rows = await session.scalars(
-        select(MessageRow)
-        .where(MessageRow.conversation_id == conversation_id)
-        .order_by(MessageRow.seq)
-    )
+    rows = await session.execute(_HISTORY, {"p_id": conversation_id})
     return [_message(row) for row in rows]
-
-
-def _message_row(row: ConversationRow, role: StoredRole, content: str, now: datetime) -> MessageRow:
-    row.message_count += 1
-    row.updated_at = now
-    return MessageRow(
-        id=uuid.uuid4(),
-        conversation_id=row.id,
-        seq=row.message_count,
-        role=role,
-        content=content,
-        created_at=now,
-    )
 
 
 def _answer_rows(
@@ -263,7 +313,8 @@ def _conversation(row: ConversationRow) -> Conversation:
     )
 
 
-def _message(row: MessageRow) -> StoredMessage:
+def _message(row: Any) -> StoredMessage:
+    """A message from a ``MessageRow`` or a plain row of the messages table (same names)."""
     usage = None
     if row.prompt_tokens is not None and row.completion_tokens is not None:
         total = row.total_tokens or row.prompt_tokens + row.completion_tokens

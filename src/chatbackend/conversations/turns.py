@@ -11,34 +11,42 @@ import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
 
 from chatbackend import errors
 from chatbackend.access.caller import Caller
 from chatbackend.chat import Answer, ChatService, Outcome
 from chatbackend.context.budget import answer_reserve, check_new_turn, fit
 from chatbackend.context.tokens import Count
-from chatbackend.conversations.domain import StoredAnswer, ToolRound, Turn
+from chatbackend.conversations.domain import Conversation, StoredAnswer, ToolRound, Turn
+from chatbackend.conversations.leases import LeaseKeeper
 from chatbackend.conversations.repository import ConversationRepository
 from chatbackend.conversations.service import parse_id
 from chatbackend.protocol import ChatRequest
 from chatbackend.providers.base import Message, ToolCall, ToolResult
 
 logger = logging.getLogger("chatbackend.conversations")
-# How long past the response deadline a lease outlives a server that died mid-answer.
-LEASE_MARGIN_SECONDS = 30.0
 
 
 class ConversationChat:
     def __init__(
-        self, repository: ConversationRepository, chat: ChatService, *, count: Count
+        self,
+        repository: ConversationRepository,
+        chat: ChatService,
+        leases: LeaseKeeper,
+        *,
+        count: Count,
     ) -> None:
         self._repository = repository
         self._chat = chat
+        self._leases = leases
         self._count = count
 
     async def start(self, caller: Caller, raw_id: str, body: ChatRequest) -> Answer:
-        """The unopened answer to the new turn in ``body``; its user message is committed."""
+        """The unopened answer to the new turn in ``body``; its user message is committed.
+
+        Everything that can refuse the turn (the id, the body, the context budget, the lease)
+        refuses it before the user message is written, so a refused turn stores nothing.
+        """
         conversation_id = parse_id(raw_id)
         new_system, new_user = _new_turn(body)
         generation = self._chat.prepare(body)
@@ -47,21 +55,29 @@ class ConversationChat:
             settings.context_tokens, generation.options.max_tokens
         )
         user = Message(role="user", content=new_user)
-        check_new_turn([user], budget=budget, count=self._count)
+        user_tokens = check_new_turn([user], budget=budget, count=self._count)
+
+        def check(conversation: Conversation) -> None:
+            # The system prompt the turn will be sent with fits beside the new message.
+            system = _system(conversation, settings.chat_system_prompt)
+            fixed = [system] if system else []
+            check_new_turn(fixed, budget=budget, count=self._count, counted=user_tokens)
+
         turn = await self._repository.begin_turn(
             caller.key_id,
             conversation_id,
             content=new_user,
             system_prompt=new_system,
-            lease=timedelta(seconds=settings.chat_response_timeout + LEASE_MARGIN_SECONDS),
+            lease=self._leases.lease,
+            check=check,
         )
+        self._leases.hold(turn.token)
         try:
-            prompt = turn.conversation.system_prompt or settings.chat_system_prompt
+            system = _system(turn.conversation, settings.chat_system_prompt)
             history = [m.for_model() for m in turn.history]
-            system = Message(role="system", content=prompt) if prompt else None
             messages = fit(system, history, user, budget=budget, count=self._count)
         except BaseException:
-            await self._repository.finish_turn(turn, None)
+            await self._finish(turn, None)
             raise
         answer = self._chat.answer(replace(generation, messages=messages))
         sent = len(messages)
@@ -69,7 +85,7 @@ class ConversationChat:
         async def store(outcome: Outcome) -> None:
             # The answer's request has grown by each completed tool round's messages.
             rounds = _rounds(answer.request.messages[sent:], outcome.tools)
-            await self._store(turn, _stored(outcome, rounds))
+            await self._finish(turn, _stored(outcome, rounds))
 
         answer.on_finish(store)
         answer.context_final.update(
@@ -77,7 +93,7 @@ class ConversationChat:
         )
         return answer
 
-    async def _store(self, turn: Turn, answer: StoredAnswer | None) -> None:
+    async def _finish(self, turn: Turn, answer: StoredAnswer | None) -> None:
         try:
             stored = await self._repository.finish_turn(turn, answer)
         except Exception as exc:
@@ -86,6 +102,8 @@ class ConversationChat:
             logger.error("answer not stored: writing it failed (%s)", type(exc).__qualname__)
             await self._repository.finish_turn(turn, None)
             return
+        finally:
+            self._leases.release(turn.token)
         if not stored:
             logger.warning("answer not stored: the conversation was deleted or its lease expired")
 
@@ -117,6 +135,11 @@ def _stored(outcome: Outcome, rounds: tuple[ToolRound, ...]) -> StoredAnswer | N
         return StoredAnswer(final, outcome.finish_reason, outcome.usage, outcome.model, rounds)
     reason = "cancelled" if outcome.ending == "cancelled" else "incomplete"
     return StoredAnswer(final, reason, None, outcome.model, rounds)
+
+
+def _system(conversation: Conversation, default: str) -> Message | None:
+    prompt = conversation.system_prompt or default
+    return Message(role="system", content=prompt) if prompt else None
 
 
 def _new_turn(body: ChatRequest) -> tuple[str | None, str]:

@@ -8,9 +8,11 @@ whichever is usable, errors included, so ``IntegrityError`` and friends are stil
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import sqlite3
 import types
+from collections.abc import Callable, Generator
 from typing import Any
 
 import aiosqlite
@@ -44,6 +46,38 @@ def sqlite_module() -> types.ModuleType:
     return module
 
 
+class _RunAtOnce:
+    """What aiosqlite's connection puts its calls in: here each call runs when it is put."""
+
+    def put_nowait(self, item: tuple[asyncio.Future[Any] | None, Callable[[], Any]]) -> None:
+        future, function = item
+        try:
+            result = function()
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller
+            if future is not None:
+                future.set_exception(exc)
+        else:
+            if future is not None:
+                future.set_result(result)
+
+
+class InlineConnection(aiosqlite.Connection):
+    """aiosqlite's connection, its calls run on the event loop's thread instead of its own.
+
+    A statement on a local SQLite file takes microseconds; handing each call to a thread and
+    back (four per statement) cost the event loop far more under load, in GIL hand-offs, and a
+    transaction holding the write lock lasted as many loop turns. The price: a slow statement,
+    or another process holding the write lock (``busy_timeout``), blocks the loop meanwhile.
+    """
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection], iter_chunk_size: int) -> None:
+        super().__init__(connector, iter_chunk_size)
+        self._tx = _RunAtOnce()  # type: ignore[assignment]
+
+    def __await__(self) -> Generator[Any, None, aiosqlite.Connection]:
+        return self._connect().__await__()  # no thread to start
+
+
 @functools.cache
 def sqlite_dbapi() -> Any:
     """The DB-API module to pass as ``create_async_engine(url, module=...)`` for SQLite."""
@@ -59,7 +93,7 @@ def sqlite_dbapi() -> Any:
             connection.enable_load_extension(False)
             return connection
 
-        return aiosqlite.Connection(connector, 64)
+        return InlineConnection(connector, 64)
 
     shim = types.ModuleType("chatbackend_aiosqlite")
     shim.connect = connect  # type: ignore[attr-defined]

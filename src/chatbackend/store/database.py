@@ -134,7 +134,14 @@ def build_engine(
     url = normalise_url(raw_url)
     connect_args: dict[str, Any] = {}
     options: dict[str, Any] = {}
+    overflow = pool_size
     if url.get_backend_name() == "sqlite":
+        # Every transaction takes SQLite's one write lock (BEGIN IMMEDIATE), so a process gains
+        # nothing from a second connection; with several, the waiters sleep in SQLite's busy
+        # handler (up to 100 ms a try) while the lock sits free, and 200 streams' turns queued
+        # for seconds. One connection makes them wait in the pool's FIFO queue instead, woken
+        # the moment it is free; other processes on the file still meet the busy timeout.
+        pool_size, overflow = 1, 0
         _create_directory(url)
         # The DB-API module with sqlite-vec loaded on every connection (retrieval's vectors).
         from chatbackend.retrieval.sqlite_driver import sqlite_dbapi
@@ -145,7 +152,7 @@ def build_engine(
     engine = create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=overflow,
         pool_pre_ping=url.get_backend_name() == "postgresql",
         connect_args=connect_args,
         **options,
