@@ -87,7 +87,7 @@ async def _renewal_failed(error: Exception) -> None:
 
 
 def _sync_azure_credential(client_id: str | None) -> TokenCredential:
-    """The same choice as ``providers.clients.azure_credential``, from azure-identity's sync classes."""
+    """The same choice as ``providers.clients.azure_credential``, with the sync classes."""
     from azure.identity import (
         AzureCliCredential,
         AzureDeveloperCliCredential,
