@@ -308,7 +308,8 @@ def main() -> int:
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            "note": "measured under shared load (other work running): not a quiet-machine figure",
+            # What else ran: the 1-minute load average when the run started.
+            "load_average_at_start": round(os.getloadavg()[0], 2),
         },
         "method": __doc__,
         "runs": args.runs,

@@ -65,3 +65,42 @@ def test_a_bad_retrieval_override_is_422(database_url: str) -> None:
     with client(rag_settings(database_url)) as api:
         response = api.post("/chat", json=grounded(top_k=0))
     assert response.status_code == 422
+
+
+def test_a_conversation_turn_is_grounded_and_stored(database_url: str) -> None:
+    chat = Upstream(
+        [chunks_reply(openai_stream("Three [1].")), chunks_reply(openai_stream("Blue [1]."))]
+    )
+    upstream = EmbeddingUpstream(chat=chat)
+    with client(
+        rag_settings(database_url, chunk_tokens=40, chunk_overlap_tokens=0), upstream
+    ) as api:
+        upload(api, "Animals", ANIMALS, source="animals.md")
+        conversation = api.post("/conversations", json={}).json()["id"]
+        response = api.post(f"/conversations/{conversation}/chat/stream", json=grounded(top_k=2))
+        lines = [json.loads(line) for line in response.text.splitlines()]
+        first_turn = chat.last_json()["messages"]
+        follow_up = {"role": "user", "content": "And what colour is its blood?"}
+        whole = api.post(
+            f"/conversations/{conversation}/chat",
+            json={"messages": [follow_up], "context": {"overrides": {"retrieval": {}}}},
+        ).json()
+        second_turn = chat.last_json()["messages"]
+        stored = api.get(f"/conversations/{conversation}").json()["messages"]
+    # The sources come first, before any token, as on /chat/stream.
+    assert "three hearts" in lines[0]["context"]["data_points"][0]["text"]
+    assert lines[-1]["context"]["conversation_id"] == conversation
+    assert any("Sources:" in m["content"] for m in first_turn if m["role"] == "system")
+    # The follow-up is searched with the conversation's last user messages, and answered whole.
+    assert whole["context"]["data_points"] and whole["message"]["content"] == "Blue [1]."
+    assert [m["content"] for m in second_turn if m["role"] == "user"] == [
+        QUESTION["content"],
+        follow_up["content"],
+    ]
+    # What is stored is the conversation, not the sources.
+    assert [(m["role"], m["content"]) for m in stored] == [
+        ("user", QUESTION["content"]),
+        ("assistant", "Three [1]."),
+        ("user", follow_up["content"]),
+        ("assistant", "Blue [1]."),
+    ]

@@ -91,8 +91,12 @@ async def get_conversation_chat(
     request: Request, database: DatabaseDep, service: ServiceDep
 ) -> ConversationChat:
     count = counter_for(service.provider)
-    leases = cast(LeaseKeeper, request.state.leases)
-    return ConversationChat(ConversationRepository(database), service, leases, count=count)
+    state = request.state
+    leases = cast(LeaseKeeper, state.leases)
+    documents = cast(DocumentService | None, state.documents)
+    return ConversationChat(
+        ConversationRepository(database), service, leases, count=count, documents=documents
+    )
 
 
 ConversationChatDep = Annotated[ConversationChat, Depends(get_conversation_chat)]

@@ -130,7 +130,7 @@ async def conversation_chat(
     request: Request,
 ) -> ChatResponse:
     """A new turn (one user message) answered with one JSON object; the answer is stored."""
-    answer = await turns.start(caller, conversation_id, body)
+    answer = await turns.start(caller, conversation_id, body, whole=True)
     answer.on_finish(meter)
     return await complete_answer(request, answer, session_state=body.sessionState)
 

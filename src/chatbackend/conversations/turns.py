@@ -23,6 +23,8 @@ from chatbackend.conversations.repository import ConversationRepository
 from chatbackend.conversations.service import parse_id
 from chatbackend.protocol import ChatRequest
 from chatbackend.providers.base import Message, ToolCall, ToolResult
+from chatbackend.retrieval.grounding import ground
+from chatbackend.retrieval.service import DocumentService
 
 logger = logging.getLogger("chatbackend.conversations")
 
@@ -35,21 +37,32 @@ class ConversationChat:
         leases: LeaseKeeper,
         *,
         count: Count,
+        documents: DocumentService | None = None,
     ) -> None:
         self._repository = repository
         self._chat = chat
         self._leases = leases
         self._count = count
+        self._documents = documents
 
-    async def start(self, caller: Caller, raw_id: str, body: ChatRequest) -> Answer:
+    async def start(
+        self, caller: Caller, raw_id: str, body: ChatRequest, *, whole: bool = False
+    ) -> Answer:
         """The unopened answer to the new turn in ``body``; its user message is committed.
 
-        Everything that can refuse the turn (the id, the body, the context budget, the lease)
-        refuses it before the user message is written, so a refused turn stores nothing.
+        Everything that can refuse the turn (the id, the body, the context budget, the lease,
+        retrieval asked for without an embedder) refuses it before the user message is
+        written, so a refused turn stores nothing. With ``context.overrides.retrieval`` the
+        caller's documents are searched with the newest user messages of the conversation
+        (the history included) before the answer opens; the sources go on the first line of a
+        stream, or in the ``context`` of a whole answer (``whole``).
         """
         conversation_id = parse_id(raw_id)
         new_system, new_user = _new_turn(body)
         generation = self._chat.prepare(body)
+        retrieval = body.context.overrides.retrieval
+        if retrieval is not None and self._documents is None:
+            raise errors.RetrievalUnavailable()
         settings = self._chat.settings
         budget = settings.context_tokens - answer_reserve(
             settings.context_tokens, generation.options.max_tokens
@@ -76,11 +89,17 @@ class ConversationChat:
             system = _system(turn.conversation, settings.chat_system_prompt)
             history = [m.for_model() for m in turn.history]
             messages = fit(system, history, user, budget=budget, count=self._count)
+            generation = replace(generation, messages=messages)
+            sources: dict[str, object] = {}
+            if retrieval is not None and self._documents is not None:
+                grounded = await ground(self._documents, caller, generation, retrieval)
+                generation, sources = grounded.generation, grounded.context
         except BaseException:
             await self._finish(turn, None)
             raise
-        answer = self._chat.answer(replace(generation, messages=messages))
-        sent = len(messages)
+        answer = self._chat.answer(generation)
+        (answer.context_final if whole else answer.context_first).update(sources)
+        sent = len(generation.messages)
 
         async def store(outcome: Outcome) -> None:
             # The answer's request has grown by each completed tool round's messages.
