@@ -115,6 +115,7 @@ def create_app(
             longest_turn=settings.chat_response_timeout + settings.conversation_lease_seconds,
         )
         documents = None
+        service: ChatService | None = None
         try:
             logger.info(
                 "serving provider=%s model=%s auth=%s telemetry=%s",
@@ -142,6 +143,10 @@ def create_app(
                 "batch_slots": CallerSlots(settings.batch_concurrency),
             }
         finally:
+            if service is not None:
+                # Streams the server cancelled at the end of its graceful window are writing
+                # their last line: the clients they use are closed after that, not under them.
+                await service.responses.wait_idle(_LAST_LINE_SECONDS)
             if documents is not None:
                 await documents.aclose()
             await access.aclose()
@@ -190,6 +195,11 @@ def create_app(
     if telemetry is not None:
         telemetry.instrument(app)
     return app
+
+
+# How long the shutdown waits for cancelled streams to write their last line (well inside the
+# 5 s between uvicorn's graceful deadline and gunicorn's SIGKILL, see ``serving``).
+_LAST_LINE_SECONDS = 2.0
 
 
 def _open_paths(settings: Settings) -> frozenset[str]:

@@ -12,6 +12,7 @@ whole-response deadline; nothing is created per delta.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -126,6 +127,11 @@ class Answer:
     def on_finish(self, hook: Hook) -> None:
         """Run ``hook(outcome)`` once when the answer ends, however it ends."""
         self._hooks.append(hook)
+
+    @property
+    def responses(self) -> InFlight:
+        """The service's streamed responses in flight (the HTTP layer counts itself in)."""
+        return self._service.responses
 
     @property
     def text(self) -> str:
@@ -486,6 +492,33 @@ class StreamSlots:
         self.in_use -= 1
 
 
+class InFlight:
+    """Streamed responses still being written. At the end of the graceful window the server
+    cancels them, and each still writes its ``shutting_down`` line and the body's end; the
+    lifespan waits for that (``wait_idle``) before it closes the clients and the process exits."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def enter(self) -> None:
+        self._count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self._count -= 1
+        if self._count == 0:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+
+
 class ChatService:
     """Turns protocol requests into answers, with limits, deadlines and retries."""
 
@@ -501,6 +534,7 @@ class ChatService:
         self.settings = settings
         self.tools = tools if tools is not None else configured_runner(settings)
         self.slots = StreamSlots(settings.chat_max_streams)
+        self.responses = InFlight()
         self._tracer = tracer
         self._readiness: tuple[float, str | None] | None = None
         self._answer_hooks: list[Hook] = []

@@ -123,6 +123,8 @@ class AnswerStream(Response):
         self._send = send
         answer = self._answer
         watch = _DisconnectWatch(receive)
+        responses = answer.responses
+        responses.enter()
         try:
             await self._serve(scope, receive, send, watch)
         except asyncio.CancelledError:
@@ -131,10 +133,13 @@ class AnswerStream(Response):
         except (OSError, ClientDisconnect):
             pass  # the client is gone: nobody is left to tell
         finally:
-            await watch.stop()
-            self._stop_timer()
-            await self._settle_pending()
-            await answer.aclose()
+            try:
+                await watch.stop()
+                self._stop_timer()
+                await self._settle_pending()
+                await answer.aclose()
+            finally:
+                responses.leave()
 
     async def _serve(
         self, scope: Scope, receive: Receive, send: Send, watch: _DisconnectWatch
