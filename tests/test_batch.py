@@ -147,7 +147,9 @@ def test_one_callers_simultaneous_batches_share_the_bound(fake_upstream: FakeUps
 
 
 def test_a_client_that_goes_away_cancels_every_item(fake_upstream: FakeUpstream) -> None:
-    fake_upstream.configure(itl=0.2, tokens=50)
+    # The long items would run for 25 s: time enough for a loaded CI machine to see them all
+    # running (the test ends as soon as it has, when the client goes away).
+    fake_upstream.configure(itl=0.5, tokens=50)
     body = {"items": [item("done", 1), *(item(f"long{i}", 50) for i in range(4))]}
 
     def one_done_four_running() -> bool:
@@ -157,7 +159,7 @@ def test_a_client_that_goes_away_cancels_every_item(fake_upstream: FakeUpstream)
     with backend(fake_upstream) as client:
         with client.stream("POST", "/batch", json=body, headers=NDJSON) as response:
             assert json.loads(next(response.iter_lines()))["id"] == "done"
-            assert wait_for(one_done_four_running)
+            assert wait_for(one_done_four_running, timeout=15), fake_upstream.snapshot()
         assert wait_for(lambda: fake_upstream.snapshot()["in_flight"] == 0)
         assert fake_upstream.snapshot()["abandoned"] == 4
         assert client.get("/health/live").status_code == 200
