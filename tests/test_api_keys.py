@@ -98,6 +98,36 @@ def revoke(database_url: str, key_id: str) -> bool:
     return asyncio.run(run())
 
 
+def test_the_per_request_read_returns_the_record_as_stored(database_url: str) -> None:
+    """``get`` (a plain sqlite3 read on a SQLite file) sees what the ORM wrote: every column,
+    times as aware UTC to the microsecond, the revocation and use another connection committed."""
+    made = add_key(database_url, requests_per_minute=7, tokens_per_minute=900)
+    other = add_key(database_url, "other")
+
+    async def read() -> tuple[KeyRecord | None, KeyRecord | None, KeyRecord | None]:
+        database = await open_database(database_url, pool_size=1)
+        repository = SqlKeyRepository(database)
+        try:
+            before = await repository.get(made.record.id)
+            writer = SqlKeyRepository(database)
+            await writer.touch(made.record.id)
+            assert await writer.revoke(made.record.id)
+            after = await repository.get(made.record.id)
+            return before, after, await repository.get("0" * 16)
+        finally:
+            await repository.aclose()
+            await database.aclose()
+
+    before, after, missing = asyncio.run(read())
+    assert before == made.record
+    assert missing is None
+    assert after is not None and after.revoked_at is not None and after.last_used_at is not None
+    assert after.revoked_at.tzinfo is UTC
+    by_id = {record.id: record for record in stored(database_url)}
+    assert after == by_id[made.record.id]
+    assert by_id[other.record.id].revoked_at is None
+
+
 def keyed(database_url: str, **overrides: Any) -> Settings:
     return openai_settings(auth_mode="api-key", database_url=database_url, **overrides)
 
