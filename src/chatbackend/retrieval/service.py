@@ -29,6 +29,7 @@ from chatbackend.retrieval.search_sql import (
     query_words,
     search_statement,
     tsquery,
+    vector_blob,
     vector_literal,
 )
 from chatbackend.retrieval.vector_space import Space, ensure_space, store_vectors
@@ -218,35 +219,40 @@ class DocumentService:
     ) -> list[Hit]:
         dialect = session.get_bind().dialect.name
         postgres = dialect == "postgresql"
-        statement = search_statement(dialect, mode, owner=caller.key_id)
         params: dict[str, Any] = {
-            "candidates": max(20, top_k * 2),
+            "candidates": _candidates(top_k),
             "limit": top_k,
             "k": RRF_K,
             "owner": caller.key_id,
             "vec_owner": caller.key_id or "",
-            "vector": vector_literal(vector) if vector is not None else None,
+            "vector": None,
             "match": tsquery(words) if postgres else fts5_query(words),
             "match_all": tsquery(words, every=True) if postgres else fts5_query(words, every=True),
         }
-        if postgres and mode != "text":
-            # Let the HNSW scan go on past owners' other rows (pgvector 0.8 iterative scans).
-            await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-        scored = [(int(r.id), float(r.score)) for r in await session.execute(statement, params)]
-        if not scored:
-            return []
-        rows = await session.execute(
-            select(ChunkRow.id, ChunkRow.document_id, ChunkRow.text, DocumentRow.title,
-                   DocumentRow.source)
-            .join(DocumentRow, DocumentRow.id == ChunkRow.document_id)
-            .where(ChunkRow.id.in_([chunk_id for chunk_id, _ in scored]))
-        )  # fmt: skip
-        found = {r.id: r for r in rows}
+        if vector is not None:
+            params["vector"] = vector_literal(vector) if postgres else vector_blob(vector)
+        if postgres:
+            await session.execute(_TEXT_PLAN if mode == "text" else _VECTOR_PLAN)
+        rows = await session.execute(search_statement(dialect, mode, owner=caller.key_id), params)
         return [
-            Hit(found[i].document_id, i, found[i].title, found[i].source, found[i].text, score)
-            for i, score in scored
-            if i in found
+            Hit(r.document_id, int(r.id), r.title, r.source, r.text, float(r.score)) for r in rows
         ]
+
+
+# PostgreSQL planner settings for one search's transaction (one round trip).
+# Vector and hybrid: let the HNSW scan go on past owners' other rows (pgvector 0.8 iterative
+# scans).
+_VECTOR_PLAN = text("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+# Text alone (any of the words): the planner prices a tsvector match like a comparison, so when
+# many rows match it reads the whole table and matches every row rather than ask the GIN index.
+# At 10,000 chunks the slowest questions (2,700-4,200 matching chunks) took 121 -> 81 ms and
+# 72 -> 41 ms; the median (16 ms) is unchanged: ranking every match with ts_rank_cd is the rest.
+# The hybrid's text arm wants every word, few rows match, and the index is chosen anyway.
+_TEXT_PLAN = text("SELECT set_config('enable_seqscan', 'off', true)")
+
+
+def _candidates(top_k: int) -> int:
+    return max(20, top_k * 2)
 
 
 def _owned(column: Any, caller: Caller) -> Any:

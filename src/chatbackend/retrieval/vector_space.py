@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbackend.retrieval.models import ChunkRow, EmbeddingSpaceRow
-from chatbackend.retrieval.search_sql import vector_literal
+from chatbackend.retrieval.search_sql import vector_blob, vector_literal
 from chatbackend.store.types import utcnow
 
 # pg_advisory_xact_lock key for creating the vector column: "chatbackend vector space".
@@ -72,7 +72,8 @@ async def store_vectors(
     """Store ``(chunk id, owner, vector)`` rows."""
     if not rows:
         return
-    if session.get_bind().dialect.name == "postgresql":
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
         statement = text(
             "UPDATE chunks SET embedding = CAST(CAST(:vector AS text) AS vector) WHERE id = :id"
         )
@@ -80,10 +81,11 @@ async def store_vectors(
         statement = text(
             "INSERT INTO chunks_vec (rowid, embedding, owner) VALUES (:id, :vector, :owner)"
         )
+    form = vector_literal if postgres else vector_blob
     await session.execute(
         statement,
         [
-            {"id": chunk_id, "vector": vector_literal(vector), "owner": owner or ""}
+            {"id": chunk_id, "vector": form(vector), "owner": owner or ""}
             for chunk_id, owner, vector in rows
         ],
     )
