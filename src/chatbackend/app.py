@@ -26,6 +26,7 @@ from chatbackend.access.service import build_access
 from chatbackend.batch.service import CallerSlots
 from chatbackend.cache import build_cache
 from chatbackend.chat import ChatService
+from chatbackend.context.budget import MessageCosts
 from chatbackend.context.tokens import load_counter
 from chatbackend.conversations.leases import LeaseKeeper
 from chatbackend.conversations.repository import ConversationRepository
@@ -127,7 +128,7 @@ def create_app(
             documents = await open_documents(
                 settings, database, transport=transport, credential=credential
             )
-            await load_counter(provider)
+            costs = MessageCosts(await load_counter(provider))
             tracer = telemetry.tracer(provider, settings) if telemetry is not None else None
             runner = tool_runner if documents is not None else tool_runner.without(RETRIEVAL_TOOLS)
             service = ChatService(provider, settings, tracer=tracer, tools=runner)
@@ -137,6 +138,7 @@ def create_app(
                 "service": service,
                 "database": database,
                 "leases": leases,
+                "message_costs": costs,
                 "access": access,
                 "documents": documents,
                 "cache": build_cache(settings, provider, store.client),

@@ -15,9 +15,21 @@ from dataclasses import replace
 from chatbackend import errors
 from chatbackend.access.caller import Caller
 from chatbackend.chat import Answer, ChatService, Outcome
-from chatbackend.context.budget import answer_reserve, check_new_turn, fit
+from chatbackend.context.budget import (
+    HistoryFit,
+    MessageCosts,
+    answer_reserve,
+    check_new_turn,
+    cost,
+)
 from chatbackend.context.tokens import Count
-from chatbackend.conversations.domain import Conversation, StoredAnswer, ToolRound, Turn
+from chatbackend.conversations.domain import (
+    Conversation,
+    HistoryPage,
+    StoredAnswer,
+    ToolRound,
+    Turn,
+)
 from chatbackend.conversations.leases import LeaseKeeper
 from chatbackend.conversations.repository import ConversationRepository
 from chatbackend.conversations.service import parse_id
@@ -27,6 +39,8 @@ from chatbackend.retrieval.grounding import ground
 from chatbackend.retrieval.service import DocumentService
 
 logger = logging.getLogger("chatbackend.conversations")
+# The key of the configured system prompt's cost (CHAT_SYSTEM_PROMPT, fixed for the process).
+_CONFIGURED_PROMPT = "configured system prompt"
 
 
 class ConversationChat:
@@ -38,12 +52,15 @@ class ConversationChat:
         *,
         count: Count,
         documents: DocumentService | None = None,
+        costs: MessageCosts | None = None,
     ) -> None:
         self._repository = repository
         self._chat = chat
         self._leases = leases
         self._count = count
         self._documents = documents
+        # The process's costs of stored messages (app state), so history is counted once.
+        self._costs = costs if costs is not None else MessageCosts(count)
 
     async def start(
         self, caller: Caller, raw_id: str, body: ChatRequest, *, whole: bool = False
@@ -69,12 +86,31 @@ class ConversationChat:
         )
         user = Message(role="user", content=new_user)
         user_tokens = check_new_turn([user], budget=budget, count=self._count)
+        costs = self._costs
+        plan = _Plan()
 
         def check(conversation: Conversation) -> None:
-            # The system prompt the turn will be sent with fits beside the new message.
-            system = _system(conversation, settings.chat_system_prompt)
-            fixed = [system] if system else []
-            check_new_turn(fixed, budget=budget, count=self._count, counted=user_tokens)
+            # The system prompt the turn will be sent with fits beside the new message; the
+            # history gets what is left.
+            plan.system = system = _system(conversation, settings.chat_system_prompt)
+            if system is None:
+                fixed = 0
+            elif system.content == settings.chat_system_prompt:
+                fixed = costs.of(_CONFIGURED_PROMPT, system)  # most conversations': once
+            else:
+                fixed = cost(system, self._count)
+            counted = user_tokens + fixed
+            needed = check_new_turn([], budget=budget, count=self._count, counted=counted)
+            plan.history = HistoryFit(budget - needed)
+
+        # A stored message is (conversation, sequence number): the int's hash is C-fast.
+        conversation_key = conversation_id.int
+
+        def take(page: HistoryPage) -> bool:
+            fitting = plan.history
+            assert fitting is not None
+            keyed = (((conversation_key, seq), message) for seq, message in page)
+            return fitting.add_page(costs.page(keyed))
 
         turn = await self._repository.begin_turn(
             caller.key_id,
@@ -83,13 +119,15 @@ class ConversationChat:
             system_prompt=new_system,
             lease=self._leases.lease,
             check=check,
+            history=take,
         )
         self._leases.hold(turn.token)
+        costs.remember((conversation_key, turn.user_seq), user_tokens)
         try:
-            system = _system(turn.conversation, settings.chat_system_prompt)
-            history = [m.for_model() for m in turn.history]
-            messages = fit(system, history, user, budget=budget, count=self._count)
-            generation = replace(generation, messages=messages)
+            assert plan.history is not None
+            system = plan.system
+            kept = plan.history.messages()
+            generation = replace(generation, messages=[*([system] if system else []), *kept, user])
             sources: dict[str, object] = {}
             if retrieval is not None and self._documents is not None:
                 grounded = await ground(self._documents, caller, generation, retrieval)
@@ -154,6 +192,17 @@ def _stored(outcome: Outcome, rounds: tuple[ToolRound, ...]) -> StoredAnswer | N
         return StoredAnswer(final, outcome.finish_reason, outcome.usage, outcome.model, rounds)
     reason = "cancelled" if outcome.ending == "cancelled" else "incomplete"
     return StoredAnswer(final, reason, None, outcome.model, rounds)
+
+
+class _Plan:
+    """What a turn's ``check`` learns inside its transaction: the system prompt it is sent
+    with, and the history budget that leaves."""
+
+    __slots__ = ("history", "system")
+
+    def __init__(self) -> None:
+        self.system: Message | None = None
+        self.history: HistoryFit | None = None
 
 
 def _system(conversation: Conversation, default: str) -> Message | None:
