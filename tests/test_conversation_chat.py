@@ -280,6 +280,38 @@ def test_a_rate_limited_turn_stores_nothing(backend: Callable[..., Any], databas
     assert stored.roles == ["user", "assistant"]
 
 
+@pytest.mark.parametrize("route", ["chat", "chat/stream"])
+def test_an_overloaded_turn_stores_nothing(
+    backend: Callable[..., Any], fake_upstream: FakeUpstream, database_url: str, route: str
+) -> None:
+    """Every stream slot is taken: the turn is refused 503 before its user message is written,
+    and the conversation is free for the next turn once a slot is."""
+    with backend(chat_max_streams=1) as url:
+        busy_id, refused_id = _new(url), _new(url)
+        fake_upstream.queue(ttft=1.5, tokens=5)
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(
+                httpx2.post, f"{url}/conversations/{busy_id}/chat/stream", json=TURN, timeout=30
+            )
+            deadline = time.monotonic() + 10
+            while stored_conversation(database_url, busy_id).message_count == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            refused = httpx2.post(f"{url}/conversations/{refused_id}/{route}", json=TURN)
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["code"] == "overloaded"
+            assert refused.headers["retry-after"]
+            stored = stored_conversation(database_url, refused_id)
+            assert stored.messages == [] and stored.message_count == 0
+            assert stored.busy_until is None
+            assert first.result().status_code == 200
+        # The refused turn held nothing: the slot and the conversation serve the next turn.
+        httpx2.post(f"{url}/conversations/{refused_id}/{route}", json=TURN).raise_for_status()
+    stored = stored_conversation(database_url, refused_id)
+    stored.assert_whole()
+    assert stored.roles == ["user", "assistant"]
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [

@@ -67,12 +67,15 @@ class ConversationChat:
     ) -> Answer:
         """The unopened answer to the new turn in ``body``; its user message is committed.
 
-        Everything that can refuse the turn (the id, the body, the context budget, the lease,
-        retrieval asked for without an embedder) refuses it before the user message is
-        written, so a refused turn stores nothing. With ``context.overrides.retrieval`` the
-        caller's documents are searched with the newest user messages of the conversation
-        (the history included) before the answer opens; the sources go on the first line of a
-        stream, or in the ``context`` of a whole answer (``whole``).
+        Everything that can refuse the turn (the id, the body, the context budget, no free
+        stream slot, the lease, retrieval asked for without an embedder) refuses it before the
+        user message is written, so a refused turn stores nothing: the answer's stream slot is
+        reserved before the database is touched. The caller opens or closes the answer on
+        every path (the response does), which frees the slot. With
+        ``context.overrides.retrieval`` the caller's documents are searched with the newest user
+        messages of the conversation (the history included) before the answer opens; the
+        sources go on the first line of a stream, or in the ``context`` of a whole answer
+        (``whole``).
         """
         conversation_id = parse_id(raw_id)
         new_system, new_user = _new_turn(body)
@@ -112,15 +115,21 @@ class ConversationChat:
             keyed = (((conversation_key, seq), message) for seq, message in page)
             return fitting.add_page(costs.page(keyed))
 
-        turn = await self._repository.begin_turn(
-            caller.key_id,
-            conversation_id,
-            content=new_user,
-            system_prompt=new_system,
-            lease=self._leases.lease,
-            check=check,
-            history=take,
-        )
+        answer = self._chat.answer(generation)
+        answer.reserve_slot()  # Overloaded: refused before anything is written
+        try:
+            turn = await self._repository.begin_turn(
+                caller.key_id,
+                conversation_id,
+                content=new_user,
+                system_prompt=new_system,
+                lease=self._leases.lease,
+                check=check,
+                history=take,
+            )
+        except BaseException:
+            await answer.aclose()  # frees the slot; no hook of the turn is registered yet
+            raise
         self._leases.hold(turn.token)
         costs.remember((conversation_key, turn.user_seq), user_tokens)
         try:
@@ -134,8 +143,9 @@ class ConversationChat:
                 generation, sources = grounded.generation, grounded.context
         except BaseException:
             await self._finish(turn, None)
+            await answer.aclose()
             raise
-        answer = self._chat.answer(generation)
+        answer.request = generation
         (answer.context_final if whole else answer.context_first).update(sources)
         sent = len(generation.messages)
 
