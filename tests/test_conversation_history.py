@@ -12,10 +12,11 @@ from typing import Any
 
 import httpx2
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from chatbackend.app import create_app
 from chatbackend.context.budget import PER_MESSAGE_TOKENS
+from chatbackend.context.tokens import tiktoken_count
 from chatbackend.conversations.domain import HistoryPage
 from chatbackend.conversations.repository import ConversationRepository
 from chatbackend.conversations.turnsql import FIRST_HISTORY_PAGE
@@ -32,8 +33,16 @@ def _words(count: int, word: str = "hello") -> str:
     return " ".join([word] * count)  # one o200k token and one fake-upstream word per word
 
 
-async def _seed(database: Database, turns: int, *, question: str, answer: str) -> uuid.UUID:
-    """A conversation of ``turns`` stored turns (user ``question``, assistant ``answer``)."""
+async def _seed(
+    database: Database,
+    turns: int,
+    *,
+    question: str,
+    answer: str,
+    counted: tuple[int, str] | None = None,
+) -> uuid.UUID:
+    """A conversation of ``turns`` stored turns (user ``question``, assistant ``answer``), its
+    first turn's messages stored with the token count and tokenizer ``counted``, if given."""
     conversation_id, now = uuid.uuid4(), utcnow()
     conversation = {
         "id": conversation_id,
@@ -53,6 +62,8 @@ async def _seed(database: Database, turns: int, *, question: str, answer: str) -
             "role": "user" if seq % 2 else "assistant",
             "content": question if seq % 2 else answer,
             "created_at": now,
+            "token_count": counted[0] if counted and seq <= 2 else None,
+            "tokenizer": counted[1] if counted and seq <= 2 else None,
         }
         for seq in range(1, 2 * turns + 1)
     ]
@@ -76,7 +87,7 @@ def _reader(wanted: int) -> tuple[list[list[str]], Callable[[HistoryPage], bool]
     pages: list[list[str]] = []
 
     def take(page: HistoryPage) -> bool:
-        pages.append([message.content for _, message in page])
+        pages.append([message.content for _, message, _, _ in page])
         return sum(map(len, pages)) < wanted
 
     return pages, take
@@ -174,3 +185,59 @@ def test_a_long_conversation_sends_the_newest_turns_that_fit(
     stored = stored_conversation(database_url, long_conversation)
     stored.assert_whole()
     assert stored.roles[-2:] == ["user", "assistant"] and len(stored.messages) == 202
+
+
+def _turn_over_http(url: str, conversation_id: str, **overrides: Any) -> dict[str, Any]:
+    body = {"messages": [{"role": "user", "content": "now"}], **overrides}
+    path = f"{url}/conversations/{conversation_id}/chat"
+    return dict(httpx2.post(path, json=body).raise_for_status().json())
+
+
+@pytest.mark.parametrize(("tokenizer", "kept"), [("o200k_base", 2), ("local:other-model", 3)])
+def test_a_stored_token_count_is_used_when_its_tokenizer_is_the_servers(
+    backend: Callable[..., Any], database_url: str, tokenizer: str, kept: int
+) -> None:
+    """Three stored turns of one word each; the first turn's messages are stored as 10,000
+    tokens each. Counted by this server's tokenizer, that count is taken as it is, and the
+    turn does not fit; counted by another, the messages are counted again (and fit)."""
+
+    async def seed() -> uuid.UUID:
+        database = await open_database(database_url)
+        try:
+            counted = (10_000, tokenizer)
+            return await _seed(database, 3, question="q", answer="a", counted=counted)
+        finally:
+            await database.aclose()
+
+    conversation_id = str(asyncio.run(seed()))
+    with backend(chat_context_tokens=2_000) as url:
+        answer = _turn_over_http(url, conversation_id, context={"overrides": {"max_tokens": 20}})
+    assert answer["context"]["usage"]["prompt_tokens"] == 2 * kept + 1
+
+
+def test_stored_messages_carry_their_token_counts(
+    backend: Callable[..., Any], database_url: str
+) -> None:
+    with backend() as url:
+        conversation_id = str(httpx2.post(f"{url}/conversations", json={}).json()["id"])
+        answer = _turn_over_http(url, conversation_id)
+    rows = asyncio.run(_token_columns(database_url, uuid.UUID(conversation_id)))
+    content = answer["message"]["content"]
+    assert rows == [
+        ("user", tiktoken_count("now"), "o200k_base"),
+        ("assistant", tiktoken_count(content), "o200k_base"),
+    ]
+
+
+async def _token_columns(url: str, conversation_id: uuid.UUID) -> list[tuple[str, int, str]]:
+    database = await open_database(url)
+    try:
+        async with database.session() as session:
+            rows = await session.execute(
+                select(MessageRow.role, MessageRow.token_count, MessageRow.tokenizer)
+                .where(MessageRow.conversation_id == conversation_id)
+                .order_by(MessageRow.seq)
+            )
+            return [(role, count, tokenizer) for role, count, tokenizer in rows]
+    finally:
+        await database.aclose()

@@ -116,8 +116,11 @@ class MessageCosts:
     counting the whole history again on every turn is work that grows with the conversation.
     Bounded: past ``size`` messages the least recently used is forgotten."""
 
-    def __init__(self, count: Count, *, size: int = 65_536) -> None:
+    def __init__(self, count: Count, *, tokenizer: str | None = None, size: int = 65_536) -> None:
         self.count = count
+        # The name stored with the counts (``tokens.tokenizer_name``); None: neither stored nor
+        # read back.
+        self.tokenizer = tokenizer
         self._size = size
         self._costs: OrderedDict[Hashable, int] = OrderedDict()
 
@@ -135,11 +138,25 @@ class MessageCosts:
         self.remember(key, counted)
         return counted
 
-    def page(self, messages: Iterable[tuple[Hashable, Message]]) -> Iterator[tuple[Message, int]]:
-        """``(message, cost)`` for each ``(key, message)``, lazily (a fit that stops early
-        counts no further)."""
-        costs, count, size = self._costs, self.count, self._size
-        for key, message in messages:
+    def tokens(self, message: Message) -> int:
+        """What to store as the message's token count (its cost without the chat format's)."""
+        return cost(message, self.count) - PER_MESSAGE_TOKENS
+
+    def page(
+        self,
+        conversation: Hashable,
+        messages: Iterable[tuple[int, Message, int | None, str | None]],
+    ) -> Iterator[tuple[Message, int]]:
+        """``(message, cost)`` for each ``(seq, message, stored count, its tokenizer)`` of
+        ``conversation``, lazily (a fit that stops early counts no further): the stored count
+        when it is this tokenizer's, else the message counted once, its cost kept under
+        ``(conversation, seq)``."""
+        costs, count, size, tokenizer = self._costs, self.count, self._size, self.tokenizer
+        for seq, message, stored, counted_by in messages:
+            if stored is not None and counted_by == tokenizer and tokenizer is not None:
+                yield message, stored + PER_MESSAGE_TOKENS
+                continue
+            key = (conversation, seq)
             known = costs.get(key)
             if known is None:
                 known = costs[key] = cost(message, count)

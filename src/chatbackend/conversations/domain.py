@@ -47,10 +47,10 @@ class StoredMessage:
         return Message(role=self.role, content=self.content, tool_calls=self.tool_calls)
 
 
-# A page of a conversation's history as the model is sent it again, each message with its
-# sequence number, newest first (a turn reads the history back from its newest message, as far
-# as it fits).
-HistoryPage = Sequence[tuple[int, Message]]
+# A page of a conversation's history as the model is sent it again, newest first (a turn reads
+# the history back from its newest message, as far as it fits): each message with its sequence
+# number, and its stored token count and the tokenizer that counted it (None: not stored).
+HistoryPage = Sequence[tuple[int, Message, int | None, str | None]]
 
 
 @dataclass(frozen=True, slots=True)

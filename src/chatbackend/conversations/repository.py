@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbackend import errors
+from chatbackend.context.budget import MessageCosts
 from chatbackend.conversations import turnsql
 from chatbackend.conversations.domain import (
     Changes,
@@ -28,6 +29,7 @@ from chatbackend.conversations.domain import (
     Turn,
 )
 from chatbackend.providers.base import (
+    Message,
     ToolCall,
     ToolFailure,
     ToolFailureCode,
@@ -119,6 +121,8 @@ class ConversationRepository:
         lease: timedelta,
         check: Callable[[Conversation], None],
         history: Callable[[HistoryPage], bool] | None = None,
+        token_count: int | None = None,
+        tokenizer: str | None = None,
     ) -> Turn:
         """Take the conversation's lease and commit the user message, in one transaction.
 
@@ -130,7 +134,8 @@ class ConversationRepository:
 
         ``history`` is handed the messages before the new one, newest first, a page at a time,
         for as long as it returns True (and older messages are left): a turn reads only as much
-        of a long conversation as its context budget holds.
+        of a long conversation as its context budget holds. ``token_count`` (counted with
+        ``tokenizer``) is stored with the user message.
         """
         token, user_id, now = str(uuid.uuid4()), uuid.uuid4(), utcnow()
         database = self._database
@@ -145,6 +150,8 @@ class ConversationRepository:
             system_prompt=system_prompt,
             user_id=user_id,
             content=content,
+            token_count=token_count,
+            tokenizer=tokenizer,
         )
         if database.dialect == "sqlite":
             conversation, seq = await database.run_on_driver(
@@ -168,10 +175,14 @@ class ConversationRepository:
                 .values(busy_until=utcnow() + lease)
             )
 
-    async def finish_turn(self, turn: Turn, answer: StoredAnswer | None) -> bool:
+    async def finish_turn(
+        self, turn: Turn, answer: StoredAnswer | None, *, costs: MessageCosts | None = None
+    ) -> bool:
         """Store ``answer`` (if any: its tool rounds, then its final message, with the next
         sequence numbers) and give the lease back, in one transaction; False when the lease was
-        lost (the conversation was deleted, or the lease expired and another turn took it)."""
+        lost (the conversation was deleted, or the lease expired and another turn took it).
+        With ``costs`` (and its tokenizer) each message is stored with its token count."""
+        counted = _counter(costs)
         now = utcnow()
         count = answer.message_count if answer is not None else 0
         database = self._database
@@ -183,13 +194,15 @@ class ConversationRepository:
         def rows(last: int) -> list[dict[str, Any]]:
             if answer is None:
                 return []
-            return _answer_rows(turn, answer, first=last - count + 1, now=now)
+            return _answer_rows(turn, answer, first=last - count + 1, now=now, counted=counted)
 
         if database.dialect == "sqlite":
             return await database.run_on_driver(
                 lambda driver: turnsql.sqlite_finish_turn(driver.sqlite, codec, values, rows)
             )
-        alone = _final_answer(turn, answer) if answer is not None and not answer.rounds else None
+        alone = None
+        if answer is not None and not answer.rounds:
+            alone = _final_answer(turn, answer, counted)
         async with database.driver_connection() as driver:
             return await turnsql.postgres_finish_turn(driver, codec, values, rows, answer=alone)
 
@@ -221,8 +234,19 @@ async def _history(session: AsyncSession, conversation_id: uuid.UUID) -> list[St
     return [_message(row) for row in rows]
 
 
+Counted = Callable[[Message], dict[str, Any]]
+
+
+def _counter(costs: MessageCosts | None) -> Counted:
+    """The ``token_count`` and ``tokenizer`` columns of a message (NULL without a tokenizer)."""
+    if costs is None or costs.tokenizer is None:
+        return lambda _: {}
+    tokenizer = costs.tokenizer
+    return lambda message: {"token_count": costs.tokens(message), "tokenizer": tokenizer}
+
+
 def _answer_rows(
-    turn: Turn, answer: StoredAnswer, *, first: int, now: datetime
+    turn: Turn, answer: StoredAnswer, *, first: int, now: datetime, counted: Counted
 ) -> list[dict[str, Any]]:
     """The answer's rows, numbered from ``first``: per tool round the assistant message that
     asked for the tools and one ``tool`` message per result, then the final assistant message.
@@ -231,11 +255,14 @@ def _answer_rows(
     rows: list[dict[str, Any]] = []
     for round_ in answer.rounds:
         calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in round_.calls]
+        asked = Message(role="assistant", content=round_.text, tool_calls=round_.calls)
         rows.append(
             _row(id=uuid.uuid4(), role="assistant", content=round_.text, finish_reason="tool_calls",
-                 tool_calls=calls)
+                 tool_calls=calls, **counted(asked))
         )  # fmt: skip
-        rows.extend(_tool_row(result) for result in round_.results)
+        for result in round_.results:
+            sent = Message(role="tool", content=result.for_model, tool_call_id=result.id)
+            rows.append(_tool_row(result, counted(sent)))
     usage = answer.usage
     rows.append(
         _row(
@@ -247,6 +274,7 @@ def _answer_rows(
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
             total_tokens=usage.total_tokens if usage else None,
+            **counted(Message(role="assistant", content=answer.content)),
         )
     )
     for seq, row in enumerate(rows, start=first):
@@ -257,10 +285,13 @@ def _answer_rows(
 _MESSAGE_COLUMNS = dict.fromkeys(_MESSAGES.c.keys())
 
 
-def _final_answer(turn: Turn, answer: StoredAnswer) -> dict[str, Any]:
+def _final_answer(turn: Turn, answer: StoredAnswer, counted: Counted) -> dict[str, Any]:
     """A final answer's own columns (``turnsql.postgres_finish_turn`` stores it alone)."""
     usage = answer.usage
     return {
+        "token_count": None,
+        "tokenizer": None,
+        **counted(Message(role="assistant", content=answer.content)),
         "answer_id": turn.answer_id,
         "content": answer.content,
         "finish_reason": answer.finish_reason,
@@ -276,9 +307,10 @@ def _row(**values: Any) -> dict[str, Any]:
     return {**_MESSAGE_COLUMNS, **values}
 
 
-def _tool_row(result: ToolResult) -> dict[str, Any]:
+def _tool_row(result: ToolResult, counted: dict[str, Any]) -> dict[str, Any]:
     error = result.error
     return _row(
+        **counted,
         id=uuid.uuid4(),
         role="tool",
         content=result.content or "",

@@ -16,6 +16,7 @@ from chatbackend import errors
 from chatbackend.access.caller import Caller
 from chatbackend.chat import Answer, ChatService, Outcome
 from chatbackend.context.budget import (
+    PER_MESSAGE_TOKENS,
     HistoryFit,
     MessageCosts,
     answer_reserve,
@@ -112,8 +113,7 @@ class ConversationChat:
         def take(page: HistoryPage) -> bool:
             fitting = plan.history
             assert fitting is not None
-            keyed = (((conversation_key, seq), message) for seq, message in page)
-            return fitting.add_page(costs.page(keyed))
+            return fitting.add_page(costs.page(conversation_key, page))
 
         answer = self._chat.answer(generation)
         answer.reserve_slot()  # Overloaded: refused before anything is written
@@ -126,6 +126,8 @@ class ConversationChat:
                 lease=self._leases.lease,
                 check=check,
                 history=take,
+                token_count=user_tokens - PER_MESSAGE_TOKENS if costs.tokenizer else None,
+                tokenizer=costs.tokenizer,
             )
         except BaseException:
             await answer.aclose()  # frees the slot; no hook of the turn is registered yet
@@ -162,7 +164,7 @@ class ConversationChat:
 
     async def _finish(self, turn: Turn, answer: StoredAnswer | None) -> None:
         try:
-            stored = await self._repository.finish_turn(turn, answer)
+            stored = await self._repository.finish_turn(turn, answer, costs=self._costs)
         except Exception as exc:
             # Nothing of the answer was written (one transaction): give the lease back alone.
             # Only the type is logged: a database error's text quotes the rows' content.

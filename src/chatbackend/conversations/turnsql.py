@@ -102,8 +102,9 @@ _GIVE_LEASE_BACK = (
     "WHERE id = :id AND busy_token = :token RETURNING message_count"
 )
 _HISTORY_PAGE = (
-    "SELECT seq, role, content, tool_calls, tool_call_id, tool_error_code, tool_error_message "
-    "FROM messages WHERE conversation_id = :id AND seq < :before ORDER BY seq DESC LIMIT :limit"
+    "SELECT seq, role, content, tool_calls, tool_call_id, tool_error_code, tool_error_message, "
+    "token_count, tokenizer FROM messages WHERE conversation_id = :id AND seq < :before "
+    "ORDER BY seq DESC LIMIT :limit"
 )
 _INSERT_MESSAGE = (
     f"INSERT INTO messages ({', '.join(MESSAGE_COLUMNS)}) "
@@ -112,24 +113,26 @@ _INSERT_MESSAGE = (
 _SQLITE_TAKE_LEASE = _TAKE_LEASE.format(owner="IS :owner")
 _SQLITE_EXISTS = _EXISTS.format(owner="IS :owner")
 _SQLITE_INSERT_USER = (
-    "INSERT INTO messages (id, conversation_id, seq, role, content, created_at) "
-    "VALUES (:user_id, :id, :seq, 'user', :content, :now)"
+    "INSERT INTO messages (id, conversation_id, seq, role, content, created_at, token_count, "
+    "tokenizer) VALUES (:user_id, :id, :seq, 'user', :content, :now, :token_count, :tokenizer)"
 )
 # PostgreSQL: the lease and the user message in one statement (its CTEs run whether read or
 # not). Parameters in a SELECT list have no type to infer: they are cast.
 _PG_OWNER = "IS NOT DISTINCT FROM :owner"
 _PG_TAKE_LEASE = (
     f"WITH lease AS ({_TAKE_LEASE.format(owner=_PG_OWNER)}), "
-    "user_message AS (INSERT INTO messages (id, conversation_id, seq, role, content, created_at) "
+    "user_message AS (INSERT INTO messages (id, conversation_id, seq, role, content, created_at, "
+    "token_count, tokenizer) "
     "SELECT CAST(:user_id AS uuid), CAST(:id AS uuid), message_count, 'user', "
-    "CAST(:content AS text), CAST(:now AS timestamptz) FROM lease) "
+    "CAST(:content AS text), CAST(:now AS timestamptz), CAST(:token_count AS integer), "
+    "CAST(:tokenizer AS varchar) FROM lease) "
     f"SELECT {_RETURNED} FROM lease"
 )
 _PG_EXISTS = _EXISTS.format(owner=_PG_OWNER)
 # A final answer without tool rounds (the common one): stored and the lease given back at once.
 _ANSWER_COLUMNS = (
     "id, conversation_id, seq, role, content, finish_reason, model, prompt_tokens, "
-    "completion_tokens, total_tokens, created_at"
+    "completion_tokens, total_tokens, created_at, token_count, tokenizer"
 )
 _PG_STORE_ANSWER = (
     f"WITH lease AS ({_GIVE_LEASE_BACK}), "
@@ -137,7 +140,8 @@ _PG_STORE_ANSWER = (
     "SELECT CAST(:answer_id AS uuid), CAST(:id AS uuid), message_count, 'assistant', "
     "CAST(:content AS text), CAST(:finish_reason AS varchar), CAST(:model AS varchar), "
     "CAST(:prompt_tokens AS integer), CAST(:completion_tokens AS integer), "
-    "CAST(:total_tokens AS integer), CAST(:now AS timestamptz) FROM lease) "
+    "CAST(:total_tokens AS integer), CAST(:now AS timestamptz), "
+    "CAST(:token_count AS integer), CAST(:tokenizer AS varchar) FROM lease) "
     "SELECT message_count FROM lease"
 )
 
@@ -188,8 +192,12 @@ def lease_values(
     system_prompt: str | None,
     user_id: uuid.UUID,
     content: str,
+    token_count: int | None,
+    tokenizer: str | None,
 ) -> dict[str, Any]:
     return {
+        "token_count": token_count,
+        "tokenizer": tokenizer,
         "id": codec.uuid(conversation_id),
         "owner": owner,
         "token": token,
@@ -291,7 +299,7 @@ def _handed(codec: Codec, rows: Sequence[Any], take: Take, limit: int) -> bool:
     if not rows:
         return False
     read_calls = codec.read_tool_calls
-    page = [(row[0], _for_model(row, read_calls)) for row in rows]
+    page = [(row[0], _for_model(row, read_calls), row[7], row[8]) for row in rows]
     return take(page) and len(rows) == limit
 
 
@@ -300,7 +308,7 @@ _ROLES: dict[str, StoredRole] = {"user": "user", "assistant": "assistant", "tool
 
 def _for_model(row: Sequence[Any], read_calls: Callable[[Any], Any]) -> Message:
     """A history row as the model is sent it again (``StoredMessage.for_model``)."""
-    _, role, content, calls, call_id, error_code, error_message = row
+    _, role, content, calls, call_id, error_code, error_message, _, _ = row
     if role == "tool":
         if error_code is None:
             return Message(role="tool", content=content, tool_call_id=call_id or "")
