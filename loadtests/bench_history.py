@@ -32,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
+from chatbackend.context.tokens import tiktoken_count
 from chatbackend.store import open_database
 from chatbackend.store.models import ConversationRow, MessageRow
 from chatbackend.store.types import utcnow
@@ -96,8 +97,17 @@ async def _seed(url: str, conversations: int, turns: int) -> list[str]:
 
 
 def _message(conversation_id: uuid.UUID, seq: int, now: Any) -> dict[str, Any]:
+    """A stored message as the server writes it: with its token count (o200k_base, the
+    fake upstream's provider's tokenizer), so a turn reads the counts instead of counting."""
     user = seq % 2 == 1
+    counted: dict[str, Any] = {
+        "token_count": tiktoken_count(QUESTION if user else STORED_ANSWER),
+        "tokenizer": "o200k_base",
+    }
+    if not hasattr(MessageRow, "token_count"):
+        counted = {}  # a schema before 0103 (an A/B run on older code): counted when read
     return {
+        **counted,
         "id": uuid.uuid4(),
         "conversation_id": conversation_id,
         "seq": seq,

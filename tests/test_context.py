@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from chatbackend import errors
-from chatbackend.context.budget import PER_MESSAGE_TOKENS, answer_reserve, cost, fit
+from chatbackend.context.budget import (
+    PER_MESSAGE_TOKENS,
+    MessageCosts,
+    answer_reserve,
+    cost,
+    fit,
+)
 from chatbackend.context.tokens import counter_for, o200k_base, tiktoken_count
 from chatbackend.providers.base import Message, ToolCall
 
@@ -125,3 +132,58 @@ def test_tool_calls_count_towards_the_budget() -> None:
     asked = Message("assistant", "", tool_calls=(call,))
     assert cost(asked, tiktoken_count) >= 50 + PER_MESSAGE_TOKENS
     assert cost(Message("assistant", ""), tiktoken_count) == PER_MESSAGE_TOKENS
+
+
+def _reference_fit(
+    system: Message | None, history: list[Message], new: Message, *, budget: int
+) -> list[Message]:
+    """The cut as first written: group the history into turns oldest first, then keep the
+    newest turns while they fit. ``fit`` reads the history newest first; it must agree."""
+    turns: list[list[Message]] = []
+    for message in history:
+        if message.role == "user" or not turns:
+            turns.append([message])
+        else:
+            turns[-1].append(message)
+    fixed = [m for m in (system, new) if m is not None]
+    left = budget - sum(cost(m, tiktoken_count) for m in fixed)
+    kept: list[Message] = []
+    for turn in reversed(turns):
+        size = sum(cost(m, tiktoken_count) for m in turn)
+        if size > left:
+            break
+        kept[:0] = turn
+        left -= size
+    return [*([system] if system else []), *kept, new]
+
+
+def test_the_newest_first_cut_agrees_with_the_turn_by_turn_one() -> None:
+    rng = random.Random(12)
+    system, new = Message("system", "Be brief."), Message("user", "And now?")
+    for _ in range(300):
+        roles = rng.choices(["user", "assistant", "tool"], weights=[3, 3, 1], k=rng.randint(0, 30))
+        history = [Message(role, _words(rng.randint(0, 20))) for role in roles]  # type: ignore[arg-type]
+        budget = rng.randint(20, 400)
+        expected = _reference_fit(system, history, new, budget=budget)
+        assert fit(system, history, new, budget=budget, count=tiktoken_count) == expected
+
+
+def test_message_costs_count_each_message_once_and_stay_bounded() -> None:
+    counted: list[str] = []
+
+    def count(text: str) -> int:
+        counted.append(text)
+        return tiktoken_count(text)
+
+    costs = MessageCosts(count, size=2)
+    first, second, third = Message("user", "one"), Message("user", "two two"), Message("user", "x")
+    assert costs.of("a", first) == cost(first, tiktoken_count)
+    assert costs.of("a", first) == cost(first, tiktoken_count)
+    assert counted == ["one"]
+    costs.of("b", second)
+    costs.of("a", first)  # used last: "b" is the least recently used now
+    costs.of("c", third)
+    assert len(costs) == 2
+    costs.of("a", first)
+    costs.of("b", second)  # forgotten, so counted again
+    assert counted == ["one", "two two", "x", "two two"]

@@ -280,6 +280,38 @@ def test_a_rate_limited_turn_stores_nothing(backend: Callable[..., Any], databas
     assert stored.roles == ["user", "assistant"]
 
 
+@pytest.mark.parametrize("route", ["chat", "chat/stream"])
+def test_an_overloaded_turn_stores_nothing(
+    backend: Callable[..., Any], fake_upstream: FakeUpstream, database_url: str, route: str
+) -> None:
+    """Every stream slot is taken: the turn is refused 503 before its user message is written,
+    and the conversation is free for the next turn once a slot is."""
+    with backend(chat_max_streams=1) as url:
+        busy_id, refused_id = _new(url), _new(url)
+        fake_upstream.queue(ttft=1.5, tokens=5)
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(
+                httpx2.post, f"{url}/conversations/{busy_id}/chat/stream", json=TURN, timeout=30
+            )
+            deadline = time.monotonic() + 10
+            while stored_conversation(database_url, busy_id).message_count == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            refused = httpx2.post(f"{url}/conversations/{refused_id}/{route}", json=TURN)
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["code"] == "overloaded"
+            assert refused.headers["retry-after"]
+            stored = stored_conversation(database_url, refused_id)
+            assert stored.messages == [] and stored.message_count == 0
+            assert stored.busy_until is None
+            assert first.result().status_code == 200
+        # The refused turn held nothing: the slot and the conversation serve the next turn.
+        httpx2.post(f"{url}/conversations/{refused_id}/{route}", json=TURN).raise_for_status()
+    stored = stored_conversation(database_url, refused_id)
+    stored.assert_whole()
+    assert stored.roles == ["user", "assistant"]
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [
@@ -385,10 +417,13 @@ def test_the_chat_routes_document_their_error_shapes(url: str) -> None:
             assert schema == {"$ref": "#/components/schemas/ErrorResponse"}
 
 
-def test_a_turn_costs_five_statements(fake_upstream: FakeUpstream, database_url: str) -> None:
-    """The per-turn database path: take the lease and read the history (UPDATE ... RETURNING,
-    SELECT), write the user message (INSERT); then store the answer and give the lease back
-    (UPDATE ... RETURNING, INSERT). Two transactions, no reads of the conversation row."""
+def test_a_turn_costs_few_statements(fake_upstream: FakeUpstream, database_url: str) -> None:
+    """The per-turn database path, as the driver runs it. SQLite: take the lease (UPDATE ...
+    RETURNING), write the user message (INSERT), read the history back as far as the budget goes
+    (SELECT, one page for a short conversation); then give the lease back and store the answer
+    (UPDATE ... RETURNING, INSERT): two transactions. PostgreSQL: the lease and the user message
+    are one statement, then the history; the answer and the release are one more. No statement
+    reads the conversation row on its own."""
     fake_upstream.configure(tokens=5)
     settings = load_settings(
         chat_provider="compatible",
@@ -397,19 +432,40 @@ def test_a_turn_costs_five_statements(fake_upstream: FakeUpstream, database_url:
         database_url=database_url,
     )
     statements: list[str] = []
+    traced: set[int] = set()
 
-    def note(*args: Any) -> None:
-        statement = str(args[2]).lstrip().split(None, 1)[0].upper()
-        if statement in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+    def note(query: str) -> None:
+        statement = query.lstrip().split(None, 1)[0].upper()
+        if statement in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "BEGIN", "COMMIT"):
             statements.append(statement)
+
+    def trace(dbapi_connection: Any, *_: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        if id(driver) in traced:
+            return
+        traced.add(id(driver))
+        if hasattr(driver, "sqlite"):
+            driver.sqlite.set_trace_callback(note)
+        else:
+            driver.add_query_logger(lambda record: note(record.query))
 
     with serve_with_state(create_app(settings)) as (url, state):
         conversation_id = _new(url)
+        path = f"{url}/conversations/{conversation_id}/chat/stream"
+        httpx2.post(path, json=TURN).raise_for_status()  # the next turn has a history to read
         engine = state["database"].engine.sync_engine
-        event.listen(engine, "before_cursor_execute", note)
+        event.listen(engine, "checkout", trace)
         try:
-            path = f"{url}/conversations/{conversation_id}/chat/stream"
             httpx2.post(path, json=TURN).raise_for_status()
         finally:
-            event.remove(engine, "before_cursor_execute", note)
-    assert statements == ["UPDATE", "SELECT", "INSERT", "UPDATE", "INSERT"]
+            event.remove(engine, "checkout", trace)
+    if database_url.startswith("sqlite"):
+        assert statements == [
+            *("BEGIN", "UPDATE", "INSERT", "SELECT", "COMMIT"),
+            *("BEGIN", "UPDATE", "INSERT", "COMMIT"),
+        ]
+    else:
+        assert [s for s in statements if s not in ("BEGIN", "COMMIT")] == [
+            *("WITH", "SELECT"),
+            "WITH",
+        ]

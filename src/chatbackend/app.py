@@ -26,7 +26,8 @@ from chatbackend.access.service import build_access
 from chatbackend.batch.service import CallerSlots
 from chatbackend.cache import build_cache
 from chatbackend.chat import ChatService
-from chatbackend.context.tokens import load_counter
+from chatbackend.context.budget import MessageCosts
+from chatbackend.context.tokens import load_counter, tokenizer_name
 from chatbackend.conversations.leases import LeaseKeeper
 from chatbackend.conversations.repository import ConversationRepository
 from chatbackend.conversations.routes import router as conversations_router
@@ -127,7 +128,7 @@ def create_app(
             documents = await open_documents(
                 settings, database, transport=transport, credential=credential
             )
-            await load_counter(provider)
+            costs = MessageCosts(await load_counter(provider), tokenizer=tokenizer_name(provider))
             tracer = telemetry.tracer(provider, settings) if telemetry is not None else None
             runner = tool_runner if documents is not None else tool_runner.without(RETRIEVAL_TOOLS)
             service = ChatService(provider, settings, tracer=tracer, tools=runner)
@@ -137,6 +138,7 @@ def create_app(
                 "service": service,
                 "database": database,
                 "leases": leases,
+                "message_costs": costs,
                 "access": access,
                 "documents": documents,
                 "cache": build_cache(settings, provider, store.client),

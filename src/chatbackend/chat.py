@@ -178,15 +178,31 @@ class Answer:
     ) -> None:
         await self.aclose()
 
+    def reserve_slot(self) -> None:
+        """Take the answer's stream slot now, before ``open``: ``Overloaded`` when none is free.
+
+        For a caller that must refuse an overloaded answer before doing work it would have to
+        undo (a conversation turn writes its user message before the answer opens). ``open``
+        keeps the slot, and ``aclose`` frees it as always: once the slot is reserved the caller
+        must open or close the answer on every path.
+        """
+        if self._state != _NEW:
+            raise RuntimeError("a slot is reserved before the answer opens")
+        if not self._slot:
+            self._service.slots.acquire()
+            self._slot = True
+
     async def open(self) -> None:
-        """Take a stream slot and wait for the first delta, retrying what may be retried."""
+        """Take a stream slot (unless reserved) and wait for the first delta, retrying what may
+        be retried."""
         if self._state != _NEW:
             raise RuntimeError("an answer is opened once")
         self._state = _OPENING
         service = self._service
         try:
-            service.slots.acquire()
-            self._slot = True
+            if not self._slot:
+                service.slots.acquire()
+                self._slot = True
             loop = self._loop = asyncio.get_running_loop()
             self._task = asyncio.current_task()
             settings = service.settings

@@ -15,7 +15,7 @@ from chatbackend.access.usage import meter_for
 from chatbackend.batch.service import BatchRunner, CallerSlots
 from chatbackend.cache import ResponseCache
 from chatbackend.chat import ChatService, Hook
-from chatbackend.context.tokens import counter_for
+from chatbackend.context.budget import MessageCosts
 from chatbackend.conversations.leases import LeaseKeeper
 from chatbackend.conversations.repository import ConversationRepository
 from chatbackend.conversations.service import ConversationService
@@ -33,6 +33,8 @@ class State(TypedDict):
     service: ChatService
     database: Database
     leases: LeaseKeeper
+    # Token costs of stored messages, counted once per process (conversation turns).
+    message_costs: MessageCosts
     access: Access
     documents: DocumentService | None
     cache: ResponseCache | None
@@ -90,12 +92,15 @@ ConversationsDep = Annotated[ConversationService, Depends(get_conversations)]
 async def get_conversation_chat(
     request: Request, database: DatabaseDep, service: ServiceDep
 ) -> ConversationChat:
-    count = counter_for(service.provider)
     state = request.state
-    leases = cast(LeaseKeeper, state.leases)
-    documents = cast(DocumentService | None, state.documents)
+    costs = cast(MessageCosts, state.message_costs)
     return ConversationChat(
-        ConversationRepository(database), service, leases, count=count, documents=documents
+        ConversationRepository(database),
+        service,
+        cast(LeaseKeeper, state.leases),
+        count=costs.count,
+        documents=cast(DocumentService | None, state.documents),
+        costs=costs,
     )
 
 

@@ -65,6 +65,14 @@ def counter_for(provider: object) -> Count:
     return tiktoken_count
 
 
+def tokenizer_name(provider: object) -> str:
+    """The name stored beside a message's token count: whose tokenizer counted it."""
+    if counter_for(provider) is tiktoken_count:
+        return "o200k_base"
+    model = str(getattr(provider, "model", ""))
+    return f"{getattr(provider, 'name', 'provider')}:{model}"[:64]
+
+
 async def load_counter(provider: object) -> Count:
     """``counter_for(provider)``, ready: building ``o200k_base`` takes about a second
     of CPU, which would otherwise stall the worker's event loop at its first conversation turn."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -46,6 +47,12 @@ class StoredMessage:
         return Message(role=self.role, content=self.content, tool_calls=self.tool_calls)
 
 
+# A page of a conversation's history as the model is sent it again, newest first (a turn reads
+# the history back from its newest message, as far as it fits): each message with its sequence
+# number, and its stored token count and the tokenizer that counted it (None: not stored).
+HistoryPage = Sequence[tuple[int, Message, int | None, str | None]]
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     conversations: list[Conversation]
@@ -58,8 +65,8 @@ class Turn:
     answer will be stored as ``answer_id`` with the lease's ``token``."""
 
     conversation: Conversation
-    history: list[StoredMessage]
     user_message_id: uuid.UUID
+    user_seq: int
     answer_id: uuid.UUID
     token: str
 

@@ -12,20 +12,30 @@ from datetime import datetime, timedelta
 from typing import Any, get_args
 
 from pydantic import JsonValue
-from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chatbackend import errors
+from chatbackend.context.budget import MessageCosts
+from chatbackend.conversations import turnsql
 from chatbackend.conversations.domain import (
     Changes,
     Conversation,
+    HistoryPage,
     Page,
     StoredAnswer,
     StoredMessage,
     StoredRole,
     Turn,
 )
-from chatbackend.providers.base import ToolCall, ToolFailure, ToolFailureCode, ToolResult, Usage
+from chatbackend.providers.base import (
+    Message,
+    ToolCall,
+    ToolFailure,
+    ToolFailureCode,
+    ToolResult,
+    Usage,
+)
 from chatbackend.store import Database
 from chatbackend.store import cursor as keyset
 from chatbackend.store.models import ConversationRow, MessageRow
@@ -110,6 +120,9 @@ class ConversationRepository:
         system_prompt: str | None,
         lease: timedelta,
         check: Callable[[Conversation], None],
+        history: Callable[[HistoryPage], bool] | None = None,
+        token_count: int | None = None,
+        tokenizer: str | None = None,
     ) -> Turn:
         """Take the conversation's lease and commit the user message, in one transaction.
 
@@ -118,36 +131,40 @@ class ConversationRepository:
         conversation as the turn will have it (its system prompt replaced by ``system_prompt``,
         if given) before anything is written; whatever it raises rolls the transaction back, so
         a refused turn stores nothing and leaves the conversation free.
+
+        ``history`` is handed the messages before the new one, newest first, a page at a time,
+        for as long as it returns True (and older messages are left): a turn reads only as much
+        of a long conversation as its context budget holds. ``token_count`` (counted with
+        ``tokenizer``) is stored with the user message.
         """
-        token = str(uuid.uuid4())
-        now = utcnow()
-        lease_values = {
-            "p_id": conversation_id,
-            "p_owner": owner,
-            "p_now": now,
-            "p_token": token,
-            "p_until": now + lease,
-            "p_system_prompt": system_prompt,
-        }
-        async with self._database.session() as session, session.begin():
-            row = (await session.execute(_TAKE_LEASE, lease_values)).first()
-            if row is None:
-                await _load(session, owner, conversation_id)  # 404 when it is not there
-                raise errors.ConversationBusy()
-            conversation = Conversation(*row[:-1])
-            check(conversation)
-            history = await _history(session, conversation_id)
-            user_id = uuid.uuid4()
-            user = {
-                "id": user_id,
-                "conversation_id": conversation_id,
-                "seq": row.message_count,
-                "role": "user",
-                "content": content,
-                "created_at": now,
-            }
-            await session.execute(_INSERT_MESSAGE, user)
-        return Turn(conversation, history, user_id, uuid.uuid4(), token)
+        token, user_id, now = str(uuid.uuid4()), uuid.uuid4(), utcnow()
+        database = self._database
+        codec = turnsql.codec(database.engine.dialect)
+        values = turnsql.lease_values(
+            codec,
+            conversation_id=conversation_id,
+            owner=owner,
+            token=token,
+            now=now,
+            until=now + lease,
+            system_prompt=system_prompt,
+            user_id=user_id,
+            content=content,
+            token_count=token_count,
+            tokenizer=tokenizer,
+        )
+        if database.dialect == "sqlite":
+            conversation, seq = await database.run_on_driver(
+                lambda driver: turnsql.sqlite_begin_turn(
+                    driver.sqlite, codec, conversation_id, values, check=check, take=history
+                )
+            )
+        else:
+            async with database.driver_connection() as driver:
+                conversation, seq = await turnsql.postgres_begin_turn(
+                    driver, codec, conversation_id, values, check=check, take=history
+                )
+        return Turn(conversation, user_id, seq, uuid.uuid4(), token)
 
     async def renew_leases(self, tokens: list[str], lease: timedelta) -> None:
         """Move the leases held with ``tokens`` to ``lease`` from now (one UPDATE)."""
@@ -158,75 +175,40 @@ class ConversationRepository:
                 .values(busy_until=utcnow() + lease)
             )
 
-    async def finish_turn(self, turn: Turn, answer: StoredAnswer | None) -> bool:
+    async def finish_turn(
+        self, turn: Turn, answer: StoredAnswer | None, *, costs: MessageCosts | None = None
+    ) -> bool:
         """Store ``answer`` (if any: its tool rounds, then its final message, with the next
         sequence numbers) and give the lease back, in one transaction; False when the lease was
-        lost (the conversation was deleted, or the lease expired and another turn took it)."""
+        lost (the conversation was deleted, or the lease expired and another turn took it).
+        With ``costs`` (and its tokenizer) each message is stored with its token count."""
+        counted = _counter(costs)
         now = utcnow()
         count = answer.message_count if answer is not None else 0
-        release = {
-            "p_id": turn.conversation.id,
-            "p_token": turn.token,
-            "p_now": now,
-            "p_count": count,
-        }
-        async with self._database.session() as session, session.begin():
-            last = (await session.execute(_GIVE_LEASE_BACK, release)).scalar_one_or_none()
-            if last is None:
-                return False
-            if answer is not None:
-                session.add_all(_answer_rows(turn, answer, first=last - count + 1, now=now))
-        return True
+        database = self._database
+        codec = turnsql.codec(database.engine.dialect)
+        values = turnsql.release_values(
+            codec, conversation_id=turn.conversation.id, token=turn.token, now=now, count=count
+        )
+
+        def rows(last: int) -> list[dict[str, Any]]:
+            if answer is None:
+                return []
+            return _answer_rows(turn, answer, first=last - count + 1, now=now, counted=counted)
+
+        if database.dialect == "sqlite":
+            return await database.run_on_driver(
+                lambda driver: turnsql.sqlite_finish_turn(driver.sqlite, codec, values, rows)
+            )
+        alone = None
+        if answer is not None and not answer.rounds:
+            alone = _final_answer(turn, answer, counted)
+        async with database.driver_connection() as driver:
+            return await turnsql.postgres_finish_turn(driver, codec, values, rows, answer=alone)
 
 
-# The statements of a turn, built once (building a statement costs more than running it).
-# Taking the lease also numbers the user message and sets the system prompt, if one is sent.
-# Core statements on the tables, not the ORM: an ORM UPDATE first evaluates its WHERE against
-# every loaded object, and ORM rows cost several times a plain row to load.
-_CONVERSATIONS = ConversationRow.metadata.tables[ConversationRow.__tablename__]
+# The turn's own statements are in ``turnsql`` (run on the driver's connection).
 _MESSAGES = MessageRow.metadata.tables[MessageRow.__tablename__]
-_conversation_columns = _CONVERSATIONS.c
-_CONVERSATION_FIELDS = ("id", "title", "metadata", "system_prompt", "created_at", "updated_at")
-_TAKE_LEASE = (
-    update(_CONVERSATIONS)
-    .where(
-        _conversation_columns.id == bindparam("p_id"),
-        _conversation_columns.owner_id.is_not_distinct_from(bindparam("p_owner")),
-        or_(
-            _conversation_columns.busy_token.is_(None),
-            _conversation_columns.busy_until < bindparam("p_now"),
-        ),
-    )
-    .values(
-        busy_token=bindparam("p_token"),
-        busy_until=bindparam("p_until"),
-        message_count=_conversation_columns.message_count + 1,
-        updated_at=bindparam("p_now"),
-        system_prompt=func.coalesce(
-            bindparam("p_system_prompt"), _conversation_columns.system_prompt
-        ),
-    )
-    .returning(
-        # a Conversation's fields, in order, then the user message's sequence number
-        *(_conversation_columns[name] for name in _CONVERSATION_FIELDS),
-        _conversation_columns.message_count,
-    )
-)
-_GIVE_LEASE_BACK = (
-    update(_CONVERSATIONS)
-    .where(
-        _conversation_columns.id == bindparam("p_id"),
-        _conversation_columns.busy_token == bindparam("p_token"),
-    )
-    .values(
-        busy_token=None,
-        busy_until=None,
-        message_count=_conversation_columns.message_count + bindparam("p_count"),
-        updated_at=bindparam("p_now"),
-    )
-    .returning(_conversation_columns.message_count)
-)
-_INSERT_MESSAGE = insert(_MESSAGES)
 _HISTORY = (
     select(_MESSAGES)
     .where(_MESSAGES.c.conversation_id == bindparam("p_id"))
@@ -252,28 +234,38 @@ async def _history(session: AsyncSession, conversation_id: uuid.UUID) -> list[St
     return [_message(row) for row in rows]
 
 
+Counted = Callable[[Message], dict[str, Any]]
+
+
+def _counter(costs: MessageCosts | None) -> Counted:
+    """The ``token_count`` and ``tokenizer`` columns of a message (NULL without a tokenizer)."""
+    if costs is None or costs.tokenizer is None:
+        return lambda _: {}
+    tokenizer = costs.tokenizer
+    return lambda message: {"token_count": costs.tokens(message), "tokenizer": tokenizer}
+
+
 def _answer_rows(
-    turn: Turn, answer: StoredAnswer, *, first: int, now: datetime
-) -> list[MessageRow]:
+    turn: Turn, answer: StoredAnswer, *, first: int, now: datetime, counted: Counted
+) -> list[dict[str, Any]]:
     """The answer's rows, numbered from ``first``: per tool round the assistant message that
-    asked for the tools and one ``tool`` message per result, then the final assistant message."""
+    asked for the tools and one ``tool`` message per result, then the final assistant message.
+    Every row has every column (one INSERT statement takes them all)."""
     conversation_id = turn.conversation.id
-    rows: list[MessageRow] = []
+    rows: list[dict[str, Any]] = []
     for round_ in answer.rounds:
         calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in round_.calls]
+        asked = Message(role="assistant", content=round_.text, tool_calls=round_.calls)
         rows.append(
-            MessageRow(
-                id=uuid.uuid4(),
-                role="assistant",
-                content=round_.text,
-                finish_reason="tool_calls",
-                tool_calls=calls,
-            )
-        )
-        rows.extend(_tool_row(result) for result in round_.results)
+            _row(id=uuid.uuid4(), role="assistant", content=round_.text, finish_reason="tool_calls",
+                 tool_calls=calls, **counted(asked))
+        )  # fmt: skip
+        for result in round_.results:
+            sent = Message(role="tool", content=result.for_model, tool_call_id=result.id)
+            rows.append(_tool_row(result, counted(sent)))
     usage = answer.usage
     rows.append(
-        MessageRow(
+        _row(
             id=turn.answer_id,
             role="assistant",
             content=answer.content,
@@ -282,16 +274,43 @@ def _answer_rows(
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
             total_tokens=usage.total_tokens if usage else None,
+            **counted(Message(role="assistant", content=answer.content)),
         )
     )
     for seq, row in enumerate(rows, start=first):
-        row.conversation_id, row.seq, row.created_at = conversation_id, seq, now
+        row["conversation_id"], row["seq"], row["created_at"] = conversation_id, seq, now
     return rows
 
 
-def _tool_row(result: ToolResult) -> MessageRow:
+_MESSAGE_COLUMNS = dict.fromkeys(_MESSAGES.c.keys())
+
+
+def _final_answer(turn: Turn, answer: StoredAnswer, counted: Counted) -> dict[str, Any]:
+    """A final answer's own columns (``turnsql.postgres_finish_turn`` stores it alone)."""
+    usage = answer.usage
+    return {
+        "token_count": None,
+        "tokenizer": None,
+        **counted(Message(role="assistant", content=answer.content)),
+        "answer_id": turn.answer_id,
+        "content": answer.content,
+        "finish_reason": answer.finish_reason,
+        "model": answer.model,
+        "prompt_tokens": usage.prompt_tokens if usage else None,
+        "completion_tokens": usage.completion_tokens if usage else None,
+        "total_tokens": usage.total_tokens if usage else None,
+    }
+
+
+def _row(**values: Any) -> dict[str, Any]:
+    """A messages row: ``values``, every other column NULL."""
+    return {**_MESSAGE_COLUMNS, **values}
+
+
+def _tool_row(result: ToolResult, counted: dict[str, Any]) -> dict[str, Any]:
     error = result.error
-    return MessageRow(
+    return _row(
+        **counted,
         id=uuid.uuid4(),
         role="tool",
         content=result.content or "",
@@ -344,7 +363,7 @@ _ROLES: dict[str, StoredRole] = {"user": "user", "assistant": "assistant", "tool
 _FAILURES: dict[str, ToolFailureCode] = {code: code for code in get_args(ToolFailureCode)}
 
 
-def _tool_result(row: MessageRow) -> ToolResult:
+def _tool_result(row: Any) -> ToolResult:
     call_id, name = row.tool_call_id or "", row.tool_name or ""
     if row.tool_error_code is None:
         return ToolResult(id=call_id, name=name, content=row.content)

@@ -15,9 +15,22 @@ from dataclasses import replace
 from chatbackend import errors
 from chatbackend.access.caller import Caller
 from chatbackend.chat import Answer, ChatService, Outcome
-from chatbackend.context.budget import answer_reserve, check_new_turn, fit
+from chatbackend.context.budget import (
+    PER_MESSAGE_TOKENS,
+    HistoryFit,
+    MessageCosts,
+    answer_reserve,
+    check_new_turn,
+    cost,
+)
 from chatbackend.context.tokens import Count
-from chatbackend.conversations.domain import Conversation, StoredAnswer, ToolRound, Turn
+from chatbackend.conversations.domain import (
+    Conversation,
+    HistoryPage,
+    StoredAnswer,
+    ToolRound,
+    Turn,
+)
 from chatbackend.conversations.leases import LeaseKeeper
 from chatbackend.conversations.repository import ConversationRepository
 from chatbackend.conversations.service import parse_id
@@ -27,6 +40,8 @@ from chatbackend.retrieval.grounding import ground
 from chatbackend.retrieval.service import DocumentService
 
 logger = logging.getLogger("chatbackend.conversations")
+# The key of the configured system prompt's cost (CHAT_SYSTEM_PROMPT, fixed for the process).
+_CONFIGURED_PROMPT = "configured system prompt"
 
 
 class ConversationChat:
@@ -38,24 +53,30 @@ class ConversationChat:
         *,
         count: Count,
         documents: DocumentService | None = None,
+        costs: MessageCosts | None = None,
     ) -> None:
         self._repository = repository
         self._chat = chat
         self._leases = leases
         self._count = count
         self._documents = documents
+        # The process's costs of stored messages (app state), so history is counted once.
+        self._costs = costs if costs is not None else MessageCosts(count)
 
     async def start(
         self, caller: Caller, raw_id: str, body: ChatRequest, *, whole: bool = False
     ) -> Answer:
         """The unopened answer to the new turn in ``body``; its user message is committed.
 
-        Everything that can refuse the turn (the id, the body, the context budget, the lease,
-        retrieval asked for without an embedder) refuses it before the user message is
-        written, so a refused turn stores nothing. With ``context.overrides.retrieval`` the
-        caller's documents are searched with the newest user messages of the conversation
-        (the history included) before the answer opens; the sources go on the first line of a
-        stream, or in the ``context`` of a whole answer (``whole``).
+        Everything that can refuse the turn (the id, the body, the context budget, no free
+        stream slot, the lease, retrieval asked for without an embedder) refuses it before the
+        user message is written, so a refused turn stores nothing: the answer's stream slot is
+        reserved before the database is touched. The caller opens or closes the answer on
+        every path (the response does), which frees the slot. With
+        ``context.overrides.retrieval`` the caller's documents are searched with the newest user
+        messages of the conversation (the history included) before the answer opens; the
+        sources go on the first line of a stream, or in the ``context`` of a whole answer
+        (``whole``).
         """
         conversation_id = parse_id(raw_id)
         new_system, new_user = _new_turn(body)
@@ -69,35 +90,64 @@ class ConversationChat:
         )
         user = Message(role="user", content=new_user)
         user_tokens = check_new_turn([user], budget=budget, count=self._count)
+        costs = self._costs
+        plan = _Plan()
 
         def check(conversation: Conversation) -> None:
-            # The system prompt the turn will be sent with fits beside the new message.
-            system = _system(conversation, settings.chat_system_prompt)
-            fixed = [system] if system else []
-            check_new_turn(fixed, budget=budget, count=self._count, counted=user_tokens)
+            # The system prompt the turn will be sent with fits beside the new message; the
+            # history gets what is left.
+            plan.system = system = _system(conversation, settings.chat_system_prompt)
+            if system is None:
+                fixed = 0
+            elif system.content == settings.chat_system_prompt:
+                fixed = costs.of(_CONFIGURED_PROMPT, system)  # most conversations': once
+            else:
+                fixed = cost(system, self._count)
+            counted = user_tokens + fixed
+            needed = check_new_turn([], budget=budget, count=self._count, counted=counted)
+            plan.history = HistoryFit(budget - needed)
 
-        turn = await self._repository.begin_turn(
-            caller.key_id,
-            conversation_id,
-            content=new_user,
-            system_prompt=new_system,
-            lease=self._leases.lease,
-            check=check,
-        )
-        self._leases.hold(turn.token)
+        # A stored message is (conversation, sequence number): the int's hash is C-fast.
+        conversation_key = conversation_id.int
+
+        def take(page: HistoryPage) -> bool:
+            fitting = plan.history
+            assert fitting is not None
+            return fitting.add_page(costs.page(conversation_key, page))
+
+        answer = self._chat.answer(generation)
+        answer.reserve_slot()  # Overloaded: refused before anything is written
         try:
-            system = _system(turn.conversation, settings.chat_system_prompt)
-            history = [m.for_model() for m in turn.history]
-            messages = fit(system, history, user, budget=budget, count=self._count)
-            generation = replace(generation, messages=messages)
+            turn = await self._repository.begin_turn(
+                caller.key_id,
+                conversation_id,
+                content=new_user,
+                system_prompt=new_system,
+                lease=self._leases.lease,
+                check=check,
+                history=take,
+                token_count=user_tokens - PER_MESSAGE_TOKENS if costs.tokenizer else None,
+                tokenizer=costs.tokenizer,
+            )
+        except BaseException:
+            await answer.aclose()  # frees the slot; no hook of the turn is registered yet
+            raise
+        self._leases.hold(turn.token)
+        costs.remember((conversation_key, turn.user_seq), user_tokens)
+        try:
+            assert plan.history is not None
+            system = plan.system
+            kept = plan.history.messages()
+            generation = replace(generation, messages=[*([system] if system else []), *kept, user])
             sources: dict[str, object] = {}
             if retrieval is not None and self._documents is not None:
                 grounded = await ground(self._documents, caller, generation, retrieval)
                 generation, sources = grounded.generation, grounded.context
         except BaseException:
             await self._finish(turn, None)
+            await answer.aclose()
             raise
-        answer = self._chat.answer(generation)
+        answer.request = generation
         (answer.context_final if whole else answer.context_first).update(sources)
         sent = len(generation.messages)
 
@@ -114,7 +164,7 @@ class ConversationChat:
 
     async def _finish(self, turn: Turn, answer: StoredAnswer | None) -> None:
         try:
-            stored = await self._repository.finish_turn(turn, answer)
+            stored = await self._repository.finish_turn(turn, answer, costs=self._costs)
         except Exception as exc:
             # Nothing of the answer was written (one transaction): give the lease back alone.
             # Only the type is logged: a database error's text quotes the rows' content.
@@ -154,6 +204,17 @@ def _stored(outcome: Outcome, rounds: tuple[ToolRound, ...]) -> StoredAnswer | N
         return StoredAnswer(final, outcome.finish_reason, outcome.usage, outcome.model, rounds)
     reason = "cancelled" if outcome.ending == "cancelled" else "incomplete"
     return StoredAnswer(final, reason, None, outcome.model, rounds)
+
+
+class _Plan:
+    """What a turn's ``check`` learns inside its transaction: the system prompt it is sent
+    with, and the history budget that leaves."""
+
+    __slots__ = ("history", "system")
+
+    def __init__(self) -> None:
+        self.system: Message | None = None
+        self.history: HistoryFit | None = None
 
 
 def _system(conversation: Conversation, default: str) -> Message | None:

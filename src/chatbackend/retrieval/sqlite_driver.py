@@ -77,6 +77,12 @@ class InlineConnection(aiosqlite.Connection):
     def __await__(self) -> Generator[Any, None, aiosqlite.Connection]:
         return self._connect().__await__()  # no thread to start
 
+    @property
+    def sqlite(self) -> sqlite3.Connection:
+        """The sqlite3 connection itself, for a transaction run synchronously, start to end, on
+        the loop's thread (the conversation turns': no loop turn while it holds the lock)."""
+        return self._conn
+
 
 @functools.cache
 def sqlite_dbapi() -> Any:

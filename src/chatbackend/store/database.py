@@ -9,21 +9,27 @@ one transaction that first takes a cross-process lock: a PostgreSQL advisory loc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import greenlet_spawn
+
+from chatbackend import errors
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # pg_advisory_xact_lock key shared by every replica: "chatbackend migrations".
@@ -39,6 +45,10 @@ SQLITE_PRAGMAS = (
     # 384 floats), and mapped it takes 8.7 ms instead of 10.9 (text search 3.4 against 5.4).
     "mmap_size = 268435456",
 )
+T = TypeVar("T")
+# A pooled PostgreSQL connection unused for this long is pinged before use (_ping_after_idle).
+PING_AFTER_IDLE_SECONDS = 2.0
+_CHECKED_IN = "chatbackend.checked_in"
 PasswordSource = Callable[[], Awaitable[str]]
 CloseHook = Callable[[], Awaitable[None]]
 
@@ -101,6 +111,42 @@ class Database:
             await connection.run_sync(_upgrade)
             await connection.commit()
 
+    @contextlib.asynccontextmanager
+    async def driver_connection(self) -> AsyncIterator[Any]:
+        """The driver's own connection (aiosqlite's, asyncpg's), checked out of the pool for the
+        block, for a hot path that runs its statements on the driver. The block commits or
+        rolls back what it begins; the pool resets the connection on return as always, and a
+        connection a block failed on (other than with a ``ChatError``, a refusal) is discarded."""
+        raw = await greenlet_spawn(self.engine.sync_engine.raw_connection)
+        try:
+            yield raw.driver_connection
+        except errors.ChatError:
+            raise
+        except BaseException:
+            await greenlet_spawn(raw.invalidate)
+            raise
+        finally:
+            await greenlet_spawn(raw.close)
+
+    async def run_on_driver(self, work: Callable[[Any], T]) -> T:
+        """``work(driver connection)``, run synchronously in one pool checkout: for SQLite, whose
+        statements run on the loop's thread anyway (one greenlet switch for the whole
+        transaction instead of one per call). The same rules as ``driver_connection``."""
+
+        def checked_out() -> T:
+            raw = self.engine.sync_engine.raw_connection()
+            try:
+                return work(raw.driver_connection)
+            except errors.ChatError:
+                raise
+            except BaseException:
+                raw.invalidate()
+                raise
+            finally:
+                raw.close()
+
+        return await greenlet_spawn(checked_out)
+
     async def aclose(self) -> None:
         await self.engine.dispose()
         if self._on_close is not None:
@@ -157,14 +203,42 @@ def build_engine(
         url,
         pool_size=pool_size,
         max_overflow=overflow,
-        pool_pre_ping=url.get_backend_name() == "postgresql",
         connect_args=connect_args,
         **options,
     )
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    else:
+        _ping_after_idle(engine.sync_engine, PING_AFTER_IDLE_SECONDS)
     return engine
+
+
+def _ping_after_idle(engine: Engine, idle: float) -> None:
+    """Ping a PostgreSQL connection before use when it sat in the pool for ``idle`` seconds.
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every checkout, and asyncpg's ping is three round
+    trips (BEGIN, an empty query, ROLLBACK): six of a conversation turn's eleven. The
+    connections that go stale (a server restart or failover, an idle timeout on the way) are
+    the ones that sat unused; one in use moments ago is not pinged. A dead connection fails
+    the checkout's ping and is replaced at once (``DisconnectionError``); one that died within
+    the last ``idle`` seconds fails its statement instead, and is discarded.
+    """
+
+    def checked_in(_: Any, record: Any) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    def checked_out(dbapi_connection: Any, record: Any, _: Any) -> None:
+        since = record.info.get(_CHECKED_IN)
+        if since is None or time.monotonic() - since < idle:
+            return  # new, or in use moments ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("the connection failed its ping") from exc
+
+    event.listen(engine, "checkin", checked_in)
+    event.listen(engine, "checkout", checked_out)
 
 
 def head_revisions() -> tuple[str, ...]:

@@ -73,3 +73,7 @@ class MessageRow(Base):
     tool_name: Mapped[str | None] = mapped_column(Text)
     tool_error_code: Mapped[str | None] = mapped_column(String(32))
     tool_error_message: Mapped[str | None] = mapped_column(Text)
+    # What the content (and tool calls) count with ``tokenizer``: a turn that counts with the
+    # same one does not count the message again.
+    token_count: Mapped[int | None]
+    tokenizer: Mapped[str | None] = mapped_column(String(64))
