@@ -9,13 +9,7 @@ from pathlib import Path
 import pytest
 
 from chatbackend.retrieval import minilm_gguf
-from chatbackend.retrieval.embedded import (
-    DIMENSIONS,
-    MODEL,
-    SHORT_TOKENS,
-    WINDOW_TOKENS,
-    EmbeddedEmbedder,
-)
+from chatbackend.retrieval.embedded import DIMENSIONS, MODEL, WINDOW_TOKENS, EmbeddedEmbedder
 
 pytestmark = pytest.mark.anyio
 
@@ -60,26 +54,6 @@ async def test_a_text_longer_than_the_window_is_embedded_whole(model_dir: Path) 
         await embedder.aclose()
     # the end of the text counts: the vector lies between its two halves'
     assert cosine(whole, second) > 0.5 and cosine(whole, first) > 0.5
-
-
-async def test_a_question_on_one_thread_embeds_as_on_all(model_dir: Path) -> None:
-    """Short texts run on one thread, longer ones on ``threads``: the vectors do not depend on
-    it, nor on what was embedded before on another thread count."""
-    question = "How many hearts does an octopus have?"
-    passage = "The octopus has three hearts and blue blood, and eight arms. " * 8
-    one = EmbeddedEmbedder(cache_dir=model_dir, threads=1)
-    two = EmbeddedEmbedder(cache_dir=model_dir, threads=2)
-    try:
-        await two.load()
-        assert two.count_tokens(question) <= SHORT_TOKENS < two.count_tokens(passage)
-        by_two = await two.embed([passage, question, passage, question])
-        by_one = await one.embed([question, passage])
-    finally:
-        await one.aclose()
-        await two.aclose()
-    for a, b in ((by_two[0], by_two[2]), (by_two[1], by_two[3])):
-        assert cosine(a, b) > 0.9999
-    assert cosine(by_one[0], by_two[1]) > 0.9999 and cosine(by_one[1], by_two[0]) > 0.9999
 
 
 def test_the_conversion_is_done_once(model_dir: Path) -> None:

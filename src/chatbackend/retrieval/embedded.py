@@ -23,11 +23,6 @@ logger = logging.getLogger("chatbackend.retrieval")
 MODEL = f"embedded/{minilm_gguf.MODEL_NAME}"
 DIMENSIONS = 384
 WINDOW_TOKENS = 256
-# Texts this short (a question) are embedded on one thread. Measured on 2 CPUs: a question costs
-# the same on one thread as on two (13.6 against 13.3 ms), but two OpenMP threads spin for each
-# other, so whenever anything else wants a CPU (the event loop, the text search overlapping the
-# embedding) one of them waits descheduled: p99 1.1-1.7 s against 0.1 s on one thread.
-SHORT_TOKENS = 32
 
 
 class EmbeddedEmbedder:
@@ -69,10 +64,8 @@ class EmbeddedEmbedder:
 
 
 class _Engine:
-    def __init__(self, llama: object, threads: int) -> None:
+    def __init__(self, llama: object) -> None:
         self._llama = llama
-        self._threads = threads
-        self._using = threads
 
     @classmethod
     def load(cls, cache_dir: Path, threads: int) -> _Engine:
@@ -86,10 +79,9 @@ class _Engine:
             n_batch=WINDOW_TOKENS * 2,
             n_ubatch=WINDOW_TOKENS * 2,
             n_threads=threads,
-            n_threads_batch=threads,
             verbose=False,
         )
-        return cls(llama, threads)
+        return cls(llama)
 
     def tokenize(self, text: str) -> list[int]:
         tokens: list[int] = self._llama.tokenize(  # type: ignore[attr-defined]
@@ -106,18 +98,12 @@ class _Engine:
         windows = [tokens[i : i + size] for i in range(0, len(tokens), size)] or [[]]
         total = [0.0] * DIMENSIONS
         for window in windows:
-            self._use_threads(1 if len(window) <= SHORT_TOKENS else self._threads)
             vector = self._llama.embed(  # type: ignore[attr-defined]
                 self._detokenize(window) if len(windows) > 1 else text
             )
             for i, value in enumerate(vector):
                 total[i] += value * max(len(window), 1)
         return _normalized(total)
-
-    def _use_threads(self, threads: int) -> None:
-        if threads != self._using:
-            self._llama._ctx.set_n_threads(threads, threads)  # type: ignore[attr-defined]
-            self._using = threads
 
     def _detokenize(self, tokens: list[int]) -> str:
         raw: bytes = self._llama.detokenize(tokens)  # type: ignore[attr-defined]
