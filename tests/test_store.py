@@ -6,6 +6,8 @@ import asyncio
 import multiprocessing
 import re
 import sqlite3
+import subprocess
+import sys
 from multiprocessing.synchronize import Barrier as BarrierType
 from pathlib import Path
 from typing import Any
@@ -134,3 +136,50 @@ def test_the_migrations_build_the_conversation_tables_the_models_describe(
     differences = asyncio.run(_schema_differences(database_url))
     tables = {"conversations", "messages", "api_keys"}
     assert [d for d in differences if _table_of(d) in tables] == []
+
+
+# Holds SQLite's write lock with an uncommitted row until its stdin closes. Another process:
+# POSIX locks do not conflict within one, and two SQLite libraries in one process (the
+# interpreter's and pysqlite3's) would not see each other's locks at all.
+_HOLD_WRITE_LOCK = """
+import sqlite3, sys
+writer = sqlite3.connect(sys.argv[1], isolation_level=None)
+writer.execute("BEGIN IMMEDIATE")
+writer.execute(
+    "INSERT INTO conversations (id, title, metadata, created_at, updated_at, message_count) "
+    "VALUES ('00000000000000000000000000000001', 'uncommitted', '{}', '2026-01-01 00:00:00', "
+    "'2026-01-01 00:00:00', 0)"
+)
+print("locked", flush=True)
+sys.stdin.read()
+writer.execute("ROLLBACK")
+"""
+
+
+def test_reads_never_wait_for_another_processs_write_lock(tmp_path: Path) -> None:
+    """A ``reading()`` session on a WAL file reads its snapshot while another process holds the
+    write lock (an ingest, say); a writing session's ``BEGIN IMMEDIATE`` would wait for it."""
+    path = tmp_path / "store.db"
+    url = f"sqlite+aiosqlite:///{path}"
+
+    async def read_while_locked() -> tuple[list[object], float]:
+        database = await open_database(url)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_WRITE_LOCK, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+            started = asyncio.get_running_loop().time()
+            async with database.reading() as session:
+                titles = list(await session.scalars(text("SELECT title FROM conversations")))
+            return titles, asyncio.get_running_loop().time() - started
+        finally:
+            holder.communicate("", timeout=30)
+            await database.aclose()
+
+    titles, waited = asyncio.run(read_while_locked())
+    assert titles == []  # its snapshot: nothing uncommitted
+    assert waited < 1.0  # not SQLite's busy timeout (5 s), nor its "database is locked"

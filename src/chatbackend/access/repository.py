@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +9,7 @@ from sqlalchemy import String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from chatbackend.access.keys import DatabaseKeys, KeyRecord
+from chatbackend.retrieval.sqlite_driver import sqlite_module
 from chatbackend.settings import Settings
 from chatbackend.store import Database
 from chatbackend.store.models import Base
@@ -32,10 +32,10 @@ class ApiKeyRow(Base):
 class SqlKeyRepository:
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._reader: sqlite3.Connection | None = None
+        self._reader: Any = None  # the store's sqlite3 (or pysqlite3) connection
 
     async def get(self, key_id: str) -> KeyRecord | None:
-        """Every request's key check. On a SQLite file it is one query on a plain ``sqlite3``
+        """Every request's key check. On a SQLite file it is one query on a plain DB-API
         connection in the event loop: a read by primary key on a WAL database takes about ten
         microseconds and never waits for a writer, where aiosqlite hands the query to its thread
         eight times (connection, cursor, execute, fetch, rollback, ...), each hand-off a wait
@@ -46,11 +46,11 @@ class SqlKeyRepository:
         if reader is not None:
             found = reader.execute(_BY_ID_SQLITE, (key_id,)).fetchone()
             return _sqlite_record(found) if found is not None else None
-        async with self.database.session() as session:
+        async with self.database.reading() as session:
             row = await session.get(ApiKeyRow, key_id)
             return _record(row) if row is not None else None
 
-    def _sqlite_reader(self) -> sqlite3.Connection | None:
+    def _sqlite_reader(self) -> Any:
         if self._reader is None:
             url = self.database.engine.url
             name = url.database or ""
@@ -59,7 +59,10 @@ class SqlKeyRepository:
             if name.startswith("file:"):
                 return None
             # Readers never block on a WAL database; the timeout only covers its recovery.
-            self._reader = sqlite3.connect(
+            # The very SQLite library the store's engine uses: two copies of SQLite in one
+            # process do not see each other's POSIX locks, and one closing the file would drop
+            # the other's (sqlite.org/howtocorrupt.html, "multiple copies of SQLite").
+            self._reader = sqlite_module().connect(
                 name, timeout=5, isolation_level=None, check_same_thread=False
             )
         return self._reader
@@ -91,7 +94,7 @@ class SqlKeyRepository:
 
     async def all(self) -> list[KeyRecord]:
         statement = select(ApiKeyRow).order_by(ApiKeyRow.created_at, ApiKeyRow.id)
-        async with self.database.session() as session:
+        async with self.database.reading() as session:
             return [_record(row) for row in (await session.scalars(statement)).all()]
 
     async def revoke(self, key_id: str) -> bool:

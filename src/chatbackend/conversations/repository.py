@@ -78,7 +78,7 @@ class ConversationRepository:
                 )
             )
         query = query.order_by(ConversationRow.updated_at.desc(), ConversationRow.id.desc())
-        async with self._database.session() as session:
+        async with self._database.reading() as session:
             rows = list((await session.scalars(query.limit(limit + 1))).all())
         more = len(rows) > limit
         conversations = [_conversation(row) for row in rows[:limit]]
@@ -86,11 +86,11 @@ class ConversationRepository:
         return Page(conversations, _encode_cursor(last) if last else None)
 
     async def get(self, owner: Owner, conversation_id: uuid.UUID) -> Conversation:
-        async with self._database.session() as session:
+        async with self._database.reading() as session:
             return _conversation(await _load(session, owner, conversation_id))
 
     async def messages(self, owner: Owner, conversation_id: uuid.UUID) -> list[StoredMessage]:
-        async with self._database.session() as session:
+        async with self._database.reading() as session:
             await _load(session, owner, conversation_id)
             return await _history(session, conversation_id)
 

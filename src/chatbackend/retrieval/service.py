@@ -156,7 +156,7 @@ class DocumentService:
         return _document(row)
 
     async def get(self, caller: Caller, document_id: uuid.UUID) -> Document:
-        async with self._db.session() as session:
+        async with self._db.reading() as session:
             row = await session.get(DocumentRow, document_id)
             if row is None or row.owner_id != caller.key_id:
                 raise errors.NotFound("No document with this id.")
@@ -183,7 +183,7 @@ class DocumentService:
                 )
             )
         statement = statement.order_by(DocumentRow.created_at.desc(), DocumentRow.id.desc())
-        async with self._db.session() as session:
+        async with self._db.reading() as session:
             rows = list((await session.scalars(statement.limit(limit + 1))).all())
         more = len(rows) > limit
         rows = rows[:limit]
@@ -203,7 +203,7 @@ class DocumentService:
             if mode == "vector" or not words:
                 return SearchResult([], _ms(started))
             mode, vector = "text", None
-        async with self._db.session() as session:
+        async with self._db.reading() as session:
             hits = await self._search(session, caller, words, vector, top_k=top_k, mode=mode)
         return SearchResult(hits, _ms(started))
 

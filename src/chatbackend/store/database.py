@@ -49,6 +49,8 @@ T = TypeVar("T")
 # A pooled PostgreSQL connection unused for this long is pinged before use (_ping_after_idle).
 PING_AFTER_IDLE_SECONDS = 2.0
 _CHECKED_IN = "chatbackend.checked_in"
+# The execution option of ``Database.reading`` sessions.
+READ_ONLY = "chatbackend_read_only"
 PasswordSource = Callable[[], Awaitable[str]]
 CloseHook = Callable[[], Awaitable[None]]
 
@@ -75,11 +77,17 @@ def normalise_url(raw: str) -> URL:
 
 class Database:
     """The engine and its sessions. ``async with db.session() as s, s.begin(): ...`` is one unit
-    of work; on SQLite every transaction starts with ``BEGIN IMMEDIATE`` (no lock upgrades)."""
+    of work; on SQLite every transaction starts with ``BEGIN IMMEDIATE`` (no lock upgrades).
+    ``db.reading()`` is a session for reads alone: on SQLite its transactions are deferred, so
+    on a WAL database they read their snapshot without the write lock, never waiting for a writer
+    in another process (an ingest, say)."""
 
     def __init__(self, engine: AsyncEngine, *, on_close: CloseHook | None = None) -> None:
         self.engine = engine
         self.session = async_sessionmaker(engine, expire_on_commit=False)
+        self.reading = async_sessionmaker(
+            engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
         self._on_close = on_close
 
     @property
@@ -270,7 +278,9 @@ def _sqlite_connect(dbapi_connection: Any, _: object) -> None:
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A read-only session's transaction takes no lock until it reads (a WAL snapshot).
+    read_only = connection.get_execution_options().get(READ_ONLY, False)
+    connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _alembic_config(connection: Connection | None = None) -> Config:
