@@ -32,7 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,7 @@ from chatbackend.protocol import ChatRequest
 from chatbackend.retrieval.grounding import answer_for
 from chatbackend.settings import load_settings
 from loadtests.bench import BODY, CLIENT_CPU, process
-from loadtests.bench_history import QUESTION, STORED_ANSWER, STORED_TURNS, _seed
-from tests.databases import running_postgres, sqlite_url
+from loadtests.bench_history import QUESTION, STORED_ANSWER, STORED_TURNS, _seed, databases
 
 TOKENS = 50  # the latency profile's answer length, as in make bench-history
 # "resent": the stateless route sent the whole conversation by the client, as the history route
@@ -191,18 +190,6 @@ async def measure(
         "passes": figures,
         "profiles": profiles,
     }
-
-
-@contextlib.contextmanager
-def databases(root: Path, names: list[str]) -> Iterator[dict[str, str]]:
-    urls = {"sqlite": sqlite_url(root)}
-    if "postgresql" not in names:
-        yield urls
-        return
-    (root / "pg").mkdir()
-    with running_postgres(root / "pg") as postgres:
-        postgres.sql("CREATE DATABASE profile")
-        yield {**urls, "postgresql": postgres.url("profile")}
 
 
 def main() -> None:
