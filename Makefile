@@ -23,7 +23,7 @@ WEB_VENDOR ?= src/chatbackend/web/vendor
 CHAT_PROTOCOL := node_modules/@microsoft/ai-chat-protocol
 INFRA_TESTS := tests/test_infra.py tests/test_deploy_tools.py tests/test_serving.py tests/test_graceful_shutdown.py
 
-.PHONY: install tools web-vendor run test lint check-infra bench bench-local bench-tracing bench-access bench-batch bench-retrieval bench-tools bench-history profile loadtest clean
+.PHONY: install tools web-vendor run test lint check-infra bench bench-floor bench-local bench-tracing bench-access bench-batch bench-retrieval bench-tools bench-history profile loadtest clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -101,12 +101,18 @@ bench-tools: install
 bench-history: install
 	$(BIN)/python -m loadtests.bench_history --runs $(BENCH_RUNS) --output bench-results/history.json
 
+# The floor of this machine: two bare proxies (aiohttp alone; the openai SDK's post) and
+# chatbackend, each under the production command, interleaved, three times
+# (bench-results/floor.json and floor.md).
+bench-floor: install
+	$(BIN)/python -m loadtests.bench_floor --runs $(BENCH_RUNS) --output bench-results/floor.json
+
 # The backend as in production (gunicorn, one worker) against the fake upstream, DIRECT vs
 # THROUGH, at 1/50/200/500 streams, three times, and the dev server on the latency profile;
 # writes bench-results/run-N.json (+ .png), dev-N.json and the medians with their spread in
 # bench-results/summary.json and summary.md.
 BENCH_RUNS ?= 3
-bench: install bench-local bench-tracing bench-access bench-batch bench-retrieval bench-tools bench-history
+bench: install bench-floor bench-local bench-tracing bench-access bench-batch bench-retrieval bench-tools bench-history
 	$(BIN)/python -m loadtests.bench_repeat --runs $(BENCH_RUNS)
 
 # Where the worker's CPU goes under load (py-spy): bench-results/profile.txt.
