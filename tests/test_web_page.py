@@ -245,6 +245,42 @@ def test_reload_shows_the_stored_tool_calls_as_they_streamed(
         chat.assert_clean()
 
 
+def test_a_grounded_answer_shows_its_sources_collapsed_and_as_text(
+    browser: Browser, upstream: FakeUpstream
+) -> None:
+    """ "Answer from my documents" sends ``context.overrides.retrieval``; the sources line comes
+    first and is shown as one collapsed block, its untrusted text as text."""
+    document = {
+        "title": "Fox <img src=x onerror=alert(1)> habits",
+        "source": "notes/foxes.md",
+        "text": "Red foxes sleep for most of the day and hunt at dusk. A fox den is an earth.",
+    }
+    with backend(upstream) as url, chat_page(browser) as chat:
+        created = httpx2.post(f"{url}/documents", json=document, timeout=120)
+        assert created.status_code == 201, created.text
+        chat.open(url)
+        toggle = chat.page.get_by_label("Answer from my documents")
+        expect(toggle).to_be_visible()
+        toggle.check()
+        chat.send("When do foxes hunt?")
+        chat.wait_until_idle()
+        sources = chat.last_answer.locator("details")
+        expect(sources).to_have_count(1)
+        expect(sources.locator("summary")).to_have_text("Sources (1)")
+        expect(sources).not_to_have_attribute("open", re.compile(".*"))  # collapsed
+        shown = sources.locator("pre").text_content() or ""
+        assert document["title"] in shown and document["source"] in shown
+        assert "hunt at dusk" in shown
+        expect(chat.last_answer.locator("img")).to_have_count(0)
+        expect(chat.last_answer.locator(".body")).to_have_text(words(8))
+        # Unchecked, the next turn is a plain one: no sources line.
+        toggle.uncheck()
+        chat.send("And where do they live?")
+        chat.wait_until_idle()
+        expect(chat.last_answer.locator("details")).to_have_count(0)
+        chat.assert_clean()
+
+
 def test_rename_and_delete_a_conversation(browser: Browser, upstream: FakeUpstream) -> None:
     with backend(upstream) as url, chat_page(browser) as chat:
         chat.open(url).send("Old title")

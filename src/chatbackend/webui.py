@@ -17,6 +17,8 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from chatbackend.dependencies import OptionalDocumentsDep
+
 WEB_DIR = Path(str(files("chatbackend") / "web"))
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -50,6 +52,8 @@ class PageFeatures(BaseModel):
     """What the page may use on this server."""
 
     conversations: bool
+    # Documents and grounded answers (issue 15): the page offers "Answer from my documents".
+    documents: bool
 
 
 @router.get("/")
@@ -66,11 +70,10 @@ class _PageFiles(StaticFiles):
 
 def add_page(app: FastAPI, *, conversations: bool) -> None:
     """Serve the page; ``conversations``: this app has the conversation API (issue 12)."""
-    features = PageFeatures(conversations=conversations)
 
-    async def page_features() -> PageFeatures:
-        """Lets the page skip the conversation list on a server that keeps no conversations."""
-        return features
+    async def page_features(documents: OptionalDocumentsDep) -> PageFeatures:
+        """Lets the page skip what this server does not offer (set up in the lifespan)."""
+        return PageFeatures(conversations=conversations, documents=documents is not None)
 
     app.include_router(router)
     app.add_api_route("/ui/config.json", page_features, methods=["GET"], include_in_schema=False)

@@ -70,8 +70,9 @@ export const features = () => call("GET", "/ui/config.json");
  * The answer's protocol lines, streamed by the AI Chat Protocol client from ``endpoint``
  * (``/chat`` or ``/conversations/{id}/chat``; the client appends ``/stream``). Aborting
  * ``signal`` cancels the HTTP request, which closes the upstream stream on the server.
+ * ``context`` is the request's protocol context (``{overrides: {retrieval: {}}}`` grounds it).
  */
-export async function* streamAnswer({ endpoint, messages, sessionState, signal }) {
+export async function* streamAnswer({ endpoint, messages, context, sessionState, signal }) {
   let status = 0;
   let retryAfter = null;
   const client = new AIChatProtocolClient(endpoint, {
@@ -79,6 +80,7 @@ export async function* streamAnswer({ endpoint, messages, sessionState, signal }
     retryOptions: { maxRetries: 0 },
   });
   const options = {
+    context,
     sessionState,
     abortSignal: signal,
     requestOptions: { headers: authHeaders() },

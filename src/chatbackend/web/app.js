@@ -10,6 +10,7 @@ const ui = {
   toggle: $("toggle-list"), newChat: $("new-chat"), changeKey: $("change-key"),
   keyDialog: $("key-dialog"), keyForm: $("key-form"), keyInput: $("key-input"),
   keyForget: $("key-forget"), deleteDialog: $("delete-dialog"), deleteName: $("delete-name"),
+  ground: $("ground"), groundLabel: $("ground-label"),
 };
 const MAX_HISTORY = 40; // messages resent per turn when the server keeps no conversations
 
@@ -143,7 +144,10 @@ async function send(text) {
     const messages = state.stored ? [user] : [...state.history, user].slice(-MAX_HISTORY);
     say("Answering…");
     state.history.push(user);
-    for await (const line of streamAnswer({ endpoint, messages, sessionState: state.sessionState, signal: controller.signal })) {
+    // Grounded: the server searches the documents and sends the sources on the first line.
+    const requestContext = ui.ground.checked ? { overrides: { retrieval: {} } } : undefined;
+    const stream = streamAnswer({ endpoint, messages, context: requestContext, sessionState: state.sessionState, signal: controller.signal });
+    for await (const line of stream) {
       turn.streamed = true;
       const context = line.context ?? {};
       showSources(answer, context.data_points);
@@ -431,12 +435,13 @@ function wire() {
 
 async function start() {
   wire();
-  let offered = { conversations: false };
+  let offered = { conversations: false, documents: false };
   try {
     offered = await features();
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
   }
+  ui.groundLabel.hidden = !offered.documents;
   if (!offered.conversations) return storeMissing();
   state.stored = true;
   await refreshList();
