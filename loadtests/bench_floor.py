@@ -12,8 +12,10 @@ pinned to CPU 0), three applications in turn on the same fake upstream:
 For each it measures, ``--runs`` times, interleaved (raw, sdk, chatbackend, raw, ...) so a slow
 minute of the VM hits all three alike:
 
-- the latency profile (TTFT 200 ms, 20 ms between tokens, 50 tokens) at 50 and 200 streams:
-  added TTFT p50/p99 over the upstream driven directly, chunk rate, worker CPU per chunk;
+- the latency profile (TTFT 200 ms, 20 ms between tokens, 50 tokens) at 50, 200 and 500
+  streams: added TTFT p50/p99 over the upstream driven directly, chunk rate, worker CPU per
+  chunk;
+- the cpu profile (no pacing, 200 tokens) at 50 streams: worker CPU per upstream token;
 - one-token answers at 50 streams: worker CPU per request (the fixed cost of an answer).
 
 Writes ``bench-results/floor.json`` and ``floor.md``: medians over the runs with (min–max).
@@ -50,7 +52,13 @@ APPS = {
 }
 # One-token answers: what an answer costs besides its chunks. Registered beside bench's own.
 PROFILES["one-token"] = {"ttft": 0.2, "itl": 0.0, "tokens": 1}
-CASES = (("latency", 50), ("latency", 200), ("one-token", 50))
+CASES = (
+    ("latency", 50),
+    ("latency", 200),
+    ("latency", 500),
+    ("cpu", 50),
+    ("one-token", 50),
+)
 
 
 async def one_app(

@@ -7,6 +7,10 @@ mislead everyone, so each is driven here against the real fake upstream over TCP
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
+
 import httpx2
 import orjson
 import pytest
@@ -30,6 +34,9 @@ async def test_a_floor_app_relays_every_token_of_the_upstream(
     finally:
         await floor.aclose(app)
     assert response.status_code == 200
+    # The upstream counts a stream once its last write returns, a moment after the client has it.
+    await _eventually(lambda: fake_upstream.snapshot()["completed"] == 1)
+    assert fake_upstream.snapshot()["abandoned"] == 0
     assert response.headers["content-type"] == "application/x-ndjson"
     lines = [orjson.loads(line) for line in response.text.splitlines()]
     text = "".join(line["delta"]["content"] for line in lines)
@@ -47,4 +54,10 @@ async def test_a_floor_app_relays_every_token_of_the_upstream(
     )
     assert text == expected
     assert len(text) > 0
-    assert fake_upstream.snapshot()["completed"] == 2
+
+
+async def _eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not within the time"
+        await asyncio.sleep(0.01)
