@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from loadtests.bench import (
     use_uvloop,
     worker_process,
 )
+from loadtests.bench_repeat import cell, spread
 
 APPS = {
     "raw": "loadtests.floor:raw",
@@ -128,25 +128,12 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             entry: dict[str, Any] = {"app": app, "profile": profile, "streams": streams}
             for name in figures:
                 values = [float(r[name]) for r in mine if r[name] is not None]
-                entry[name] = (
-                    {
-                        "median": round(statistics.median(values), 2),
-                        "min": round(min(values), 2),
-                        "max": round(max(values), 2),
-                    }
-                    if values
-                    else None
-                )
+                entry[name] = spread(values)
             table.append(entry)
     return table
 
 
 def markdown(table: list[dict[str, Any]], runs: int) -> str:
-    def cell(value: dict[str, float] | None) -> str:
-        if value is None:
-            return "-"
-        return f"{value['median']:g} ({value['min']:g}–{value['max']:g})"
-
     lines = [
         f"Medians of {runs} interleaved runs, (min–max); `python -m loadtests.bench_floor "
         f"--runs {runs}`. One gunicorn worker (production command) on CPU 0.",

@@ -81,20 +81,11 @@ async def _relay(pieces: AsyncIterator[bytes], send: Send) -> None:
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def aclose(app: RawProxy | SdkProxy) -> None:
-    """Close the app's HTTP client (the served apps keep theirs until the worker exits)."""
-    if isinstance(app, RawProxy) and app.session is not None:
-        await app.session.close()
-    elif isinstance(app, SdkProxy) and app.client is not None:
-        await app.client.close()
-
-
-class RawProxy:
-    """aiohttp to the upstream, no SDK and no framework."""
+class _Proxy:
+    """The ASGI plumbing both floors share; ``answer`` relays one request's upstream stream."""
 
     def __init__(self, base_url: str = BASE_URL) -> None:
         self.base_url = base_url
-        self.session: aiohttp.ClientSession | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -102,7 +93,21 @@ class RawProxy:
             return
         if await _health(scope, send):
             return
-        request = await _request_body(receive)
+        await self.answer(await _request_body(receive), send)
+
+    async def answer(self, request: dict[str, Any], send: Send) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Close the HTTP client (the served apps keep theirs until the worker exits)."""
+
+
+class RawProxy(_Proxy):
+    """aiohttp to the upstream, no SDK and no framework."""
+
+    session: aiohttp.ClientSession | None = None
+
+    async def answer(self, request: dict[str, Any], send: Send) -> None:
         if self.session is None:
             self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=POOL))
         async with self.session.post(
@@ -112,21 +117,17 @@ class RawProxy:
         ) as response:
             await _relay(response.content.iter_any(), send)
 
+    async def aclose(self) -> None:
+        if self.session is not None:
+            await self.session.close()
 
-class SdkProxy:
+
+class SdkProxy(_Proxy):
     """The openai SDK's ``post`` (as ``OpenAIProvider`` calls it), no framework."""
 
-    def __init__(self, base_url: str = BASE_URL) -> None:
-        self.base_url = base_url
-        self.client: openai.AsyncOpenAI | None = None
+    client: openai.AsyncOpenAI | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if await _health(scope, send):
-            return
-        request = await _request_body(receive)
+    async def answer(self, request: dict[str, Any], send: Send) -> None:
         if self.client is None:
             timeout = httpx2.Timeout(connect=10.0, read=60.0, write=10.0, pool=10.0)
             limits = httpx2.Limits(max_connections=POOL, max_keepalive_connections=POOL)
@@ -149,6 +150,10 @@ class SdkProxy:
             await _relay(aiter(response.stream), send)
         finally:
             await response.aclose()
+
+    async def aclose(self) -> None:
+        if self.client is not None:
+            await self.client.close()
 
 
 raw = RawProxy()

@@ -32,7 +32,7 @@ async def test_a_floor_app_relays_every_token_of_the_upstream(
             body = {"messages": [{"role": "user", "content": "Tell me a story."}]}
             response = await client.post("/chat/stream", json=body)
     finally:
-        await floor.aclose(app)
+        await app.aclose()
     assert response.status_code == 200
     # The upstream counts a stream once its last write returns, a moment after the client has it.
     await _eventually(lambda: fake_upstream.snapshot()["completed"] == 1)
