@@ -179,7 +179,8 @@ def report(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
-            "note": "shared with other work while measured; see the rounds' spread",
+            # What else ran: the load averages (1, 5, 15 min) when the figures were written.
+            "load_average": [round(x, 2) for x in os.getloadavg()],
         },
     }
 
