@@ -99,6 +99,17 @@ class Run:
         return result
 
 
+def machine() -> dict[str, Any]:
+    """What the figures were measured on, and what else ran: the load averages (1, 5, 15 min)
+    when they were written."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def _percentile(values: list[float], percent: float) -> float | None:
     if not values:
         return None
@@ -664,11 +675,7 @@ def main() -> None:
     results["memory"] = memory
     results["upstream_capacity"] = capacity
     results["telemetry"] = telemetry_report(telemetry)
-    results["machine"] = {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
+    results["machine"] = machine()
     results["profiles"] = PROFILES
     results["duration_per_run_s"] = args.duration
     results["server"] = args.server

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -37,6 +36,7 @@ from loadtests.bench import (
     Run,
     backend_command,
     backend_environment,
+    machine,
     measure,
     process,
     use_uvloop,
@@ -175,13 +175,7 @@ def report(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             for mode, value in medians.items()
         },
         "runs": runs,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            # What else ran: the load averages (1, 5, 15 min) when the figures were written.
-            "load_average": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine(),
     }
 
 

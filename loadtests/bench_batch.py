@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import socket
 import statistics
 import sys
@@ -31,6 +29,7 @@ from loadtests.bench import (
     ROOT,
     backend_command,
     backend_environment,
+    machine,
     process,
 )
 
@@ -112,13 +111,7 @@ def main() -> None:
         "target_ratio": 1.2,
         "failed_items": [failed for _, failed in runs],
         "upstream_max_in_flight": stats["max_in_flight"],
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            # What else ran: the load averages (1, 5, 15 min) when the figures were written.
-            "load_average": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine(),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -45,6 +44,7 @@ from loadtests.bench import (
     Run,
     backend_command,
     backend_environment,
+    machine,
     measure,
     process,
     use_uvloop,
@@ -262,13 +262,7 @@ def main() -> None:
         "profile": PROFILES["latency"],
         "command": backend_command(),
         "rounds": rounds,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            # What else ran: the load averages (1, 5, 15 min) when the figures were written.
-            "load_average": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine(),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")

@@ -31,6 +31,7 @@ from loadtests.bench import (
     WARMUP_SECONDS,
     backend_command,
     backend_environment,
+    machine,
     process,
 )
 
@@ -185,7 +186,7 @@ def main() -> None:
         "measured_seconds": args.duration,
         "pacing": PACING,
         "tool": "calculate, one call per answer",
-        "machine": "2 cores, shared with other work while measured",
+        "machine": machine(),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
