@@ -25,8 +25,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import os
-import platform
 import random
 import re
 import statistics
@@ -48,7 +46,7 @@ from chatbackend.retrieval.factory import build_embedder
 from chatbackend.retrieval.service import DocumentService, NewDocument
 from chatbackend.settings import Settings, load_settings
 from chatbackend.store import open_database
-from loadtests.bench import backend_command, backend_environment, process
+from loadtests.bench import backend_command, backend_environment, machine, process
 from loadtests.fake_upstream import FakeUpstream
 from tests.databases import Postgres, running_postgres, sqlite_url
 from tests.servers import free_port
@@ -333,14 +331,9 @@ def main() -> int:
     args = parser.parse_args()
     args.names = [n.strip() for n in args.databases.split(",") if n.strip()]
     report: dict[str, Any] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            # What else ran: the 1-minute load average when the run started.
-            "load_average_at_start": round(os.getloadavg()[0], 2),
-        },
+        "machine": machine(),  # the load averages when the run started
         "method": __doc__,
-        "server": " ".join(backend_command()[1:]) + " (WEB_CONCURRENCY=1)",
+        "server": "python " + " ".join(backend_command()[1:]) + " (WEB_CONCURRENCY=1)",
         "runs": args.runs,
         "chunks": args.chunks,
         "target_hybrid_p99_ms": TARGET_HYBRID_P99_MS,
